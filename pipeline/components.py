@@ -1,0 +1,142 @@
+"""The model's parts, each loaded on its own from a diffusers-format folder or a hub id."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
+from diffusers.configuration_utils import ConfigMixin
+from transformers import CLIPTextModel, CLIPTokenizer
+
+from .errors import UserError
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+DEVICES = ("auto", "cpu", "cuda", "mps")
+WEIGHTED = ("text_encoder", "unet", "vae")
+HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+
+
+@dataclass
+class ModelInfo:
+    """What a model folder or hub id declares, read from its config files without loading weights."""
+
+    path: str
+    unet: dict[str, Any]
+    vae: dict[str, Any]
+    scheduler: dict[str, Any]
+    extras: set[str] = field(default_factory=set)
+
+    @property
+    def vae_scale_factor(self) -> int:
+        """Pixels per latent cell along each side, as diffusers derives it from the VAE's blocks."""
+        return 2 ** (len(self.vae["block_out_channels"]) - 1)
+
+    @property
+    def default_size(self) -> int:
+        """The image side the UNet was trained for: sample_size x the VAE factor."""
+        return int(self.unet["sample_size"]) * self.vae_scale_factor
+
+
+@dataclass
+class Components:
+    """The loaded parts a run needs; each is the plain diffusers or transformers object."""
+
+    tokenizer: CLIPTokenizer
+    text_encoder: CLIPTextModel
+    unet: UNet2DConditionModel
+    vae: AutoencoderKL
+    scheduler_config: dict[str, Any]
+    device: torch.device
+    dtype: torch.dtype
+    name: str = ""
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' picks cuda, then mps, then cpu; other names must be available on this machine."""
+    if name not in DEVICES:
+        raise UserError(f"model.device must be one of {', '.join(DEVICES)}; got '{name}'.")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("model.device is 'cuda' but no CUDA device is available on this machine.")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise UserError("model.device is 'mps' but no MPS device is available on this machine.")
+    return torch.device(name)
+
+
+def resolve_dtype(name: str) -> torch.dtype:
+    """The torch dtype for a config name."""
+    if name not in DTYPES:
+        raise UserError(f"model.dtype must be one of {', '.join(DTYPES)}; got '{name}'.")
+    return DTYPES[name]
+
+
+def _read_config(cls: type[ConfigMixin], path: str, subfolder: str) -> dict:
+    """One component's config from a folder or the hub cache, or a UserError naming the component."""
+    try:
+        return dict(cls.load_config(path, subfolder=subfolder))
+    except (OSError, ValueError) as err:
+        raise UserError(f"model.path {path} has no readable {subfolder} config ({type(err).__name__}).") from None
+
+
+def _check_folder(root: Path, allow_pickle: bool) -> None:
+    """A local model folder must hold every component, with safetensors weights unless pickle is allowed."""
+    if not root.is_dir():
+        raise UserError(f"model.path folder {root} does not exist.")
+    for part in ("tokenizer", "text_encoder", "unet", "vae", "scheduler"):
+        if not (root / part).is_dir():
+            raise UserError(f"model.path folder {root} is missing its '{part}' component folder.")
+    for part in WEIGHTED:
+        folder = root / part
+        if any(folder.glob("*.safetensors")):
+            continue
+        pickles = [p for p in folder.iterdir() if p.suffix in (".bin", ".ckpt", ".pt", ".pth")]
+        if not pickles:
+            raise UserError(f"model.path component {folder} has no weight files.")
+        if not allow_pickle:
+            raise UserError(
+                f"model.path component {folder} has only pickle weights; set model.allow_pickle=true to load them."
+            )
+
+
+def inspect_model(path: str, allow_pickle: bool = False) -> ModelInfo:
+    """Check that a folder or hub id holds a Stable Diffusion model and read its configs, loading no weights."""
+    root = Path(path)
+    if root.is_dir() or not HUB_ID.match(path) or path.startswith("."):
+        _check_folder(root, allow_pickle)
+    info = ModelInfo(
+        path=path,
+        unet=_read_config(UNet2DConditionModel, path, "unet"),
+        vae=_read_config(AutoencoderKL, path, "vae"),
+        scheduler=_read_config(PNDMScheduler, path, "scheduler"),
+    )
+    if root.is_dir():
+        info.extras = {p.name for p in root.iterdir() if p.is_dir()} - {"tokenizer", "text_encoder", "unet", "vae", "scheduler"}
+    return info
+
+
+def load_components(info: ModelInfo, device: torch.device, dtype: torch.dtype, allow_pickle: bool = False) -> Components:
+    """Load tokenizer, text encoder, UNet and VAE separately and place them on the device in the dtype."""
+    path = info.path
+    weights = {"use_safetensors": None if allow_pickle else True, "dtype": dtype}
+    tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer")
+    text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", **weights)
+    unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", **weights)
+    vae = AutoencoderKL.from_pretrained(path, subfolder="vae", **weights)
+    for module in (text_encoder, unet, vae):
+        module.to(device).eval().requires_grad_(False)
+    return Components(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        unet=unet,
+        vae=vae,
+        scheduler_config=info.scheduler,
+        device=device,
+        dtype=dtype,
+        name=Path(path).name,
+    )

@@ -1,0 +1,148 @@
+"""The config schema and its loader: defaults <- base.yaml <- task YAML <- command-line key=value."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from .errors import UserError
+
+
+@dataclass
+class ModelConfig:
+    """Where the weights come from and how they are placed."""
+
+    path: str = "models/tiny-shapes"
+    device: str = "auto"
+    dtype: str = "float32"
+    allow_pickle: bool = False
+
+
+@dataclass
+class SchedulerConfig:
+    """A registry name (or A1111 display name) and overrides for the scheduler's config."""
+
+    name: str = "pndm"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Config:
+    """Every key a generation run reads; see the README's config table."""
+
+    task: str = "txt2img"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    prompt: str = ""
+    negative_prompt: str = ""
+    steps: int = 50
+    guidance_scale: float = 7.5
+    guidance_rescale: float = 0.0
+    height: Optional[int] = None
+    width: Optional[int] = None
+    seed: int = 0
+    num_images: int = 1
+    batch_size: int = 1
+    output_dir: str = "outputs"
+
+
+BASE_NAME = "base.yaml"
+OPEN_MAPPINGS = ("scheduler.options",)  # free-form mappings inside the strict schema
+
+
+def _read_yaml(path: Path) -> dict:
+    """Read one YAML mapping with yaml.safe_load semantics, or say why it cannot be read."""
+    if not path.is_file():
+        raise UserError(f"config file {path} does not exist.")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise UserError(f"config file {path} is not valid YAML ({str(err).splitlines()[0]}).") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a mapping of keys, not a {type(data).__name__}.")
+    return data
+
+
+def _describe(err: OmegaConfBaseException) -> str:
+    """Turn an OmegaConf error into 'key: reason' without its multi-line context."""
+    key = getattr(err, "full_key", None) or getattr(err, "key", None)
+    reason = str(err).splitlines()[0]
+    if type(err).__name__ == "ConfigKeyError":
+        return f"unknown key '{key}'"
+    return f"key '{key}': {reason}" if key else reason
+
+
+def _merge(cfg: DictConfig, data: dict, source: str) -> DictConfig:
+    """Merge a mapping into the config, naming the source when a key or type is wrong."""
+    try:
+        return OmegaConf.merge(cfg, OmegaConf.create(data))
+    except OmegaConfBaseException as err:
+        raise UserError(f"{source}: {_describe(err).rstrip('.')}.") from None
+
+
+def _field_type(key: str) -> Any:
+    """The declared type of a dotted key in the schema, or None when the key is not declared."""
+    cls: Any = Config
+    hint: Any = None
+    for part in key.split("."):
+        if not dataclasses.is_dataclass(cls):
+            return None
+        hints = typing.get_type_hints(cls)
+        if part not in hints:
+            return None
+        hint = cls = hints[part]
+    return hint
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """Split 'key=value'; the value is read as YAML except for string keys, which keep the raw text."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise UserError(f"command-line override '{item}' must have the form key=value.")
+    if _field_type(key) in (str, Optional[str]):
+        return key, raw
+    try:
+        return key, yaml.safe_load(raw) if raw != "" else None
+    except yaml.YAMLError:
+        return key, raw
+
+
+def _nest(key: str, value: Any) -> dict:
+    """Turn a dotted key and value into a nested mapping."""
+    node: Any = value
+    for part in reversed(key.split(".")):
+        node = {part: node}
+    return node
+
+
+def load(path: str | Path | None, overrides: list[str] = ()) -> DictConfig:
+    """Build the run config: schema defaults, then base.yaml beside the file, the file, then overrides."""
+    cfg = OmegaConf.structured(Config)
+    OmegaConf.set_struct(cfg, True)
+    for key in OPEN_MAPPINGS:
+        OmegaConf.set_struct(OmegaConf.select(cfg, key), False)
+    if path is not None:
+        path = Path(path)
+        base = path.parent / BASE_NAME
+        if base.is_file() and base.resolve() != path.resolve():
+            cfg = _merge(cfg, _read_yaml(base), str(base))
+        cfg = _merge(cfg, _read_yaml(path), str(path))
+    for item in overrides:
+        key, value = parse_override(item)
+        cfg = _merge(cfg, _nest(key, value), f"command-line override '{item}'")
+    return cfg
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    """The resolved config as YAML text, as saved beside every output."""
+    return OmegaConf.to_yaml(cfg, resolve=True)

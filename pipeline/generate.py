@@ -1,0 +1,152 @@
+"""A generation run as numbered steps: check -> load -> encode -> variant.prepare -> denoise -> decode -> save."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+
+from . import __version__
+from .components import Components, ModelInfo, inspect_model, load_components, resolve_device, resolve_dtype
+from .config import to_yaml
+from .errors import UserError
+from .guidance import is_guided
+from .latents import decode, generators_for, to_pil
+from .loop import StepCallback, denoise
+from .outputs import a1111_parameters, check_writable, save_image
+from .schedulers import SCHEDULERS, check_options, make_scheduler, resolve
+from .text import encode_prompt, warn_about_prompt
+from .variants import VARIANTS
+from .variants.base import RunContext
+
+
+@dataclass
+class Plan:
+    """Everything a run needs that could be checked before any weights load."""
+
+    cfg: DictConfig
+    info: ModelInfo
+    scheduler: str
+    height: int
+    width: int
+    device: torch.device
+    dtype: torch.dtype
+    output_dir: Path
+
+    @property
+    def seeds(self) -> list[int]:
+        """Image i uses seed + i."""
+        return [self.cfg.seed + i for i in range(self.cfg.num_images)]
+
+
+def scheduler_options_of(cfg: DictConfig) -> dict:
+    """The user's scheduler overrides as plain Python values."""
+    return OmegaConf.to_container(cfg.scheduler.options, resolve=True)
+
+
+def _check_numbers(cfg: DictConfig) -> None:
+    """Ranges the schema's types cannot express."""
+    rules = [
+        ("steps", cfg.steps >= 1, "an integer >= 1"),
+        ("num_images", cfg.num_images >= 1, "an integer >= 1"),
+        ("batch_size", cfg.batch_size >= 1, "an integer >= 1"),
+        ("guidance_scale", cfg.guidance_scale >= 0, "a number >= 0"),
+        ("guidance_rescale", 0 <= cfg.guidance_rescale <= 1, "a number in [0, 1]"),
+    ]
+    for key, ok, must in rules:
+        if not ok:
+            raise UserError(f"{key} must be {must}; got {cfg[key]}.")
+
+
+def _check_size(cfg: DictConfig, info: ModelInfo) -> tuple[int, int]:
+    """Height and width, defaulting to the model's native size, each divisible by the VAE factor."""
+    factor = info.vae_scale_factor
+    sizes = []
+    for key in ("height", "width"):
+        value = cfg[key] if cfg[key] is not None else info.default_size
+        if value < factor or value % factor:
+            raise UserError(f"{key} must be a positive multiple of {factor} (the VAE factor); got {value}.")
+        sizes.append(value)
+    return sizes[0], sizes[1]
+
+
+def check(cfg: DictConfig) -> Plan:
+    """Validate every key and the model folder's configs; raises UserError before any weights load."""
+    if cfg.task not in VARIANTS:
+        raise UserError(f"task must be one of {', '.join(VARIANTS)}; got '{cfg.task}'.")
+    scheduler = resolve(cfg.scheduler.name)
+    check_options(scheduler, scheduler_options_of(cfg))
+    _check_numbers(cfg)
+    device, dtype = resolve_device(cfg.model.device), resolve_dtype(cfg.model.dtype)
+    info = inspect_model(cfg.model.path, cfg.model.allow_pickle)
+    VARIANTS[cfg.task].check(cfg, info)
+    height, width = _check_size(cfg, info)
+    output_dir = check_writable(cfg.output_dir)
+    return Plan(cfg, info, scheduler, height, width, device, dtype, output_dir)
+
+
+def generate_images(
+    components: Components,
+    cfg: DictConfig,
+    seeds: list[int],
+    height: int,
+    width: int,
+    progress: bool = True,
+    callback: Optional[StepCallback] = None,
+) -> list[Image.Image]:
+    """One batch: encode the text, let the variant prepare latents, denoise, decode."""
+    generators = generators_for(seeds)
+    scheduler = make_scheduler(cfg.scheduler.name, components.scheduler_config, scheduler_options_of(cfg), seeds)
+    guided = is_guided(cfg.guidance_scale, components.unet.config)
+    text = encode_prompt(
+        components.tokenizer, components.text_encoder, cfg.prompt, cfg.negative_prompt, len(seeds), guided,
+        components.device,
+    )
+    ctx = RunContext(cfg, components, scheduler, generators, height, width)
+    setup = VARIANTS[cfg.task].prepare(ctx)
+    latents = denoise(
+        components.unet, scheduler, setup, text, cfg.guidance_scale, cfg.guidance_rescale, generators,
+        callback=callback, progress=progress,
+    )
+    return to_pil(decode(components.vae, latents))
+
+
+def image_parameters(plan: Plan, seed: int) -> str:
+    """The A1111-style parameters text for one image."""
+    cfg = plan.cfg
+    fields: dict[str, object] = {
+        "Steps": cfg.steps,
+        "Sampler": SCHEDULERS[plan.scheduler].label,
+        "CFG scale": cfg.guidance_scale,
+        "Seed": seed,
+        "Size": f"{plan.width}x{plan.height}",
+        "Model": Path(cfg.model.path).name,
+    }
+    if cfg.guidance_rescale > 0:
+        fields["CFG rescale"] = cfg.guidance_rescale
+    fields["Version"] = f"pipeline {__version__}"
+    return a1111_parameters(cfg.prompt, cfg.negative_prompt, fields)
+
+
+def image_config(plan: Plan, seed: int) -> str:
+    """The resolved config that reproduces exactly this one image."""
+    cfg = OmegaConf.merge(plan.cfg, {"seed": seed, "num_images": 1, "height": plan.height, "width": plan.width})
+    return to_yaml(cfg)
+
+
+def run(cfg: DictConfig, progress: bool = True) -> Iterator[Path]:
+    """Check, load, then generate batch by batch, yielding each image's path as soon as it is saved."""
+    plan = check(cfg)
+    components = load_components(plan.info, plan.device, plan.dtype, cfg.model.allow_pickle)
+    warn_about_prompt(components.tokenizer, cfg.prompt, "prompt")
+    warn_about_prompt(components.tokenizer, cfg.negative_prompt, "negative_prompt")
+    seeds = plan.seeds
+    for start in range(0, len(seeds), cfg.batch_size):
+        batch = seeds[start : start + cfg.batch_size]
+        images = generate_images(components, cfg, batch, plan.height, plan.width, progress=progress)
+        for seed, image in zip(batch, images):
+            yield save_image(image, plan.output_dir, str(seed), image_parameters(plan, seed), image_config(plan, seed))

@@ -1,0 +1,50 @@
+"""Latent-space basics: seeded noise, VAE encode/decode scaled by vae.config.scaling_factor, image <-> tensor."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def generators_for(seeds: list[int]) -> list[torch.Generator]:
+    """One CPU generator per image, seeded seed + i, so an image depends on its seed alone."""
+    return [torch.Generator("cpu").manual_seed(int(s)) for s in seeds]
+
+
+def initial_noise(
+    generators: list[torch.Generator], shape: tuple[int, ...], device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
+    """Gaussian noise of `shape` per image, drawn on the CPU from that image's generator, then moved."""
+    noise = [torch.randn((1, *shape), generator=g, dtype=torch.float32) for g in generators]
+    return torch.cat(noise).to(device=device, dtype=dtype)
+
+
+def decode(vae, latents: torch.Tensor) -> torch.Tensor:
+    """Latents -> images in [0, 1]: undo the scaling factor, decode, map [-1, 1] to [0, 1]."""
+    with torch.no_grad():
+        images = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
+    return (images / 2 + 0.5).clamp(0, 1)
+
+
+def encode(vae, images: torch.Tensor, generators: list[torch.Generator] | None) -> torch.Tensor:
+    """Images in [-1, 1] -> scaled latents: a sample per image with its generator, or the mean when None."""
+    with torch.no_grad():
+        dist = vae.encode(images, return_dict=False)[0]
+    if generators is None:
+        latents = dist.mean
+    else:
+        latents = torch.cat([dist[i : i + 1].sample(generator=g) for i, g in enumerate(generators)])
+    return latents * vae.config.scaling_factor
+
+
+def to_pil(images: torch.Tensor) -> list[Image.Image]:
+    """Images in [0, 1] (N, C, H, W) -> 8-bit PIL images, rounding as diffusers' image processor does."""
+    array = images.permute(0, 2, 3, 1).float().cpu().numpy()
+    return [Image.fromarray((a * 255).round().astype(np.uint8)) for a in array]
+
+
+def from_pil(image: Image.Image) -> torch.Tensor:
+    """An RGB PIL image -> a (1, 3, H, W) tensor in [-1, 1]."""
+    array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(array).permute(2, 0, 1)[None] * 2 - 1

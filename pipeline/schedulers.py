@@ -1,0 +1,123 @@
+"""The scheduler registry: our names and AUTOMATIC1111's display names -> diffusers classes + overrides."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from diffusers import (
+    DDIMScheduler,
+    DDPMScheduler,
+    DEISMultistepScheduler,
+    DPMSolverMultistepScheduler,
+    DPMSolverSDEScheduler,
+    EulerAncestralDiscreteScheduler,
+    EulerDiscreteScheduler,
+    HeunDiscreteScheduler,
+    KDPM2AncestralDiscreteScheduler,
+    KDPM2DiscreteScheduler,
+    LCMScheduler,
+    LMSDiscreteScheduler,
+    PNDMScheduler,
+    UniPCMultistepScheduler,
+)
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+
+from .errors import UserError
+
+KARRAS = {"use_karras_sigmas": True}
+SDE = {"algorithm_type": "sde-dpmsolver++"}
+
+
+@dataclass(frozen=True)
+class SchedulerSpec:
+    """A diffusers scheduler class, the config overrides that make it this sampler, and its A1111 label."""
+
+    cls: type[SchedulerMixin]
+    label: str
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+
+SCHEDULERS: dict[str, SchedulerSpec] = {
+    "pndm": SchedulerSpec(PNDMScheduler, "PLMS"),
+    "lms": SchedulerSpec(LMSDiscreteScheduler, "LMS"),
+    "lms_karras": SchedulerSpec(LMSDiscreteScheduler, "LMS Karras", KARRAS),
+    "ddim": SchedulerSpec(DDIMScheduler, "DDIM"),
+    "ddpm": SchedulerSpec(DDPMScheduler, "DDPM"),
+    "euler": SchedulerSpec(EulerDiscreteScheduler, "Euler"),
+    "euler_a": SchedulerSpec(EulerAncestralDiscreteScheduler, "Euler a"),
+    "heun": SchedulerSpec(HeunDiscreteScheduler, "Heun"),
+    "dpm2": SchedulerSpec(KDPM2DiscreteScheduler, "DPM2"),
+    "dpm2_karras": SchedulerSpec(KDPM2DiscreteScheduler, "DPM2 Karras", KARRAS),
+    "dpm2_a": SchedulerSpec(KDPM2AncestralDiscreteScheduler, "DPM2 a"),
+    "dpm2_a_karras": SchedulerSpec(KDPM2AncestralDiscreteScheduler, "DPM2 a Karras", KARRAS),
+    "dpmpp_2m": SchedulerSpec(DPMSolverMultistepScheduler, "DPM++ 2M"),
+    "dpmpp_2m_karras": SchedulerSpec(DPMSolverMultistepScheduler, "DPM++ 2M Karras", KARRAS),
+    "dpmpp_2m_sde": SchedulerSpec(DPMSolverMultistepScheduler, "DPM++ 2M SDE", SDE),
+    "dpmpp_2m_sde_karras": SchedulerSpec(DPMSolverMultistepScheduler, "DPM++ 2M SDE Karras", {**SDE, **KARRAS}),
+    "dpmpp_sde": SchedulerSpec(DPMSolverSDEScheduler, "DPM++ SDE"),
+    "dpmpp_sde_karras": SchedulerSpec(DPMSolverSDEScheduler, "DPM++ SDE Karras", KARRAS),
+    "unipc": SchedulerSpec(UniPCMultistepScheduler, "UniPC"),
+    "deis": SchedulerSpec(DEISMultistepScheduler, "DEIS"),
+    "lcm": SchedulerSpec(LCMScheduler, "LCM"),
+}
+
+
+def _normalise(name: str) -> str:
+    """Fold case, spaces, dashes and '+' so 'DPM++ 2M Karras' and 'dpmpp-2m-karras' meet."""
+    return name.strip().lower().replace("++", "pp").replace("+", "p").replace(" ", "_").replace("-", "_")
+
+
+ALIASES: dict[str, str] = {_normalise(spec.label): key for key, spec in SCHEDULERS.items()}
+ALIASES.update({key: key for key in SCHEDULERS})
+
+
+def resolve(name: str) -> str:
+    """The registry key for a name or A1111 display name, or a UserError listing the known ones."""
+    key = ALIASES.get(_normalise(str(name)))
+    if key is None:
+        raise UserError(f"scheduler.name must be one of {', '.join(SCHEDULERS)}; got '{name}'.")
+    return key
+
+
+def check_options(name: str, options: Mapping[str, Any]) -> None:
+    """Refuse option keys the scheduler class does not take (diffusers would ignore a typo silently)."""
+    spec = SCHEDULERS[resolve(name)]
+    known = set(inspect.signature(spec.cls.__init__).parameters) - {"self"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise UserError(
+            f"scheduler.options has keys {spec.cls.__name__} does not take: {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(known))})."
+        )
+
+
+def scheduler_options(name: str, options: Mapping[str, Any], seeds: list[int]) -> dict[str, Any]:
+    """The full set of config overrides for a run: the registry's, then the user's, then per-image seeds."""
+    spec = SCHEDULERS[resolve(name)]
+    merged = {**spec.overrides, **dict(options)}
+    if "noise_sampler_seed" in inspect.signature(spec.cls.__init__).parameters:
+        merged.setdefault("noise_sampler_seed", list(seeds))
+    return merged
+
+
+def make_scheduler(name: str, base_config: Mapping[str, Any], options: Mapping[str, Any], seeds: list[int]):
+    """A fresh scheduler for one run (they are stateful), built from the model's scheduler config."""
+    spec = SCHEDULERS[resolve(name)]
+    return spec.cls.from_config(base_config, **scheduler_options(name, options, seeds))
+
+
+def step_kwargs(scheduler, generators: list) -> dict[str, Any]:
+    """The per-image generators for schedulers whose step draws noise (ancestral, SDE), as diffusers passes them."""
+    params = inspect.signature(scheduler.step).parameters
+    return {"generator": generators} if "generator" in params else {}
+
+
+def describe() -> str:
+    """One line per registered scheduler: key, A1111 label, class and overrides."""
+    rows = []
+    for key, spec in SCHEDULERS.items():
+        extra = ", ".join(f"{k}={v}" for k, v in spec.overrides.items())
+        rows.append(f"{key:<20} {spec.label:<20} {spec.cls.__name__}" + (f" ({extra})" if extra else ""))
+    return "\n".join(rows)

@@ -1,0 +1,54 @@
+"""Shared fixtures: tiny random Stable Diffusion folders saved to disk and loaded through the real path."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np
+import pytest
+import torch
+from diffusers import StableDiffusionPipeline
+
+from pipeline import config
+from pipeline.tiny_model import build_tiny_model
+
+torch.set_num_threads(1)  # the tiny models gain nothing from threads, and lose badly when cores are shared
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A tiny random txt2img model folder (16x16 images, 8x8 latents)."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session")
+def reference_pipe(tiny_model):
+    """diffusers' StableDiffusionPipeline on the same folder: the parity oracle."""
+    pipe = StableDiffusionPipeline.from_pretrained(tiny_model, safety_checker=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.original_scheduler_config = dict(pipe.scheduler.config)
+    return pipe
+
+
+def make_config(model, output_dir, **overrides):
+    """A run config for the tiny model from keyword overrides (dotted keys as 'scheduler__name')."""
+    items = [f"model.path={model}", f"output_dir={output_dir}", "model.device=cpu"]
+    items += [f"{k.replace('__', '.')}={v}" for k, v in overrides.items()]
+    return config.load(None, items)
+
+
+def as_uint8(images):
+    """PIL images or a float array in [0, 1] -> uint8 arrays, rounded as diffusers rounds."""
+    if isinstance(images, np.ndarray):
+        return (images * 255).round().astype(np.uint8)
+    return np.stack([np.asarray(im) for im in images])
+
+
+def max_pixel_difference(ours, theirs) -> int:
+    """The largest per-pixel difference between two uint8 image stacks."""
+    return int(np.abs(as_uint8(ours).astype(int) - as_uint8(theirs).astype(int)).max())
+
+
+def generators(seed, count):
+    """The reference's generators: one CPU generator per image, seeded seed + i."""
+    return [torch.Generator("cpu").manual_seed(seed + i) for i in range(count)]
