@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,9 +81,16 @@ def resolve_dtype(name: str) -> torch.dtype:
 def _read_config(cls: type[ConfigMixin], path: str, subfolder: str) -> dict:
     """One component's config from a folder or the hub cache, or a UserError naming the component."""
     try:
-        return dict(cls.load_config(path, subfolder=subfolder))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return dict(cls.load_config(path, subfolder=subfolder))
     except (OSError, ValueError) as err:
-        raise UserError(f"model.path {path} has no readable {subfolder} config ({type(err).__name__}).") from None
+        if Path(path).is_dir():
+            raise UserError(f"model.path {path} has no readable {subfolder} config ({type(err).__name__}).") from None
+        raise UserError(
+            f"model.path {path} is not a folder here, and its {subfolder} config is neither in the hub cache "
+            f"nor reachable{' (HF_HUB_OFFLINE is set)' if os.environ.get('HF_HUB_OFFLINE') else ''}."
+        ) from None
 
 
 def _check_folder(root: Path, allow_pickle: bool) -> None:

@@ -92,3 +92,22 @@ def test_sde_noise_seed_follows_image_seeds():
     """DPM++ SDE's Brownian tree is seeded per image, so its images too depend on their seeds alone."""
     assert scheduler_options("dpmpp_sde", {}, [5, 6])["noise_sampler_seed"] == [5, 6]
     assert "noise_sampler_seed" not in scheduler_options("euler_a", {}, [5, 6])
+
+
+def test_guidance_distilled_unet_matches_diffusers(tmp_path):
+    """A UNet with time_cond_proj_dim (LCM-distilled) takes the guidance scale as an embedding, not CFG."""
+    from diffusers import StableDiffusionPipeline
+
+    from pipeline.tiny_model import build_tiny_model
+
+    folder = build_tiny_model(tmp_path / "lcm", time_cond_proj_dim=32)
+    pipe = StableDiffusionPipeline.from_pretrained(folder, safety_checker=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.original_scheduler_config = dict(pipe.scheduler.config)
+    reference = theirs(pipe, "lcm", steps=4, guidance_scale=6.0)
+    assert_not_trivial(reference)
+    mine = ours(folder, tmp_path, scheduler__name="lcm", steps=4, guidance_scale=6.0, seed=3, num_images=2,
+                prompt="a red circle")
+    assert max_pixel_difference(mine, reference) <= TOLERANCE
+    other_scale = theirs(pipe, "lcm", steps=4, guidance_scale=2.0)
+    assert max_pixel_difference(other_scale, reference) > 0, "the guidance embedding had no effect"
