@@ -6,7 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from diffusers import UNet2DConditionModel
+from PIL import Image
 
+from conftest import make_config, max_pixel_difference
 from pipeline import cli, generate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,3 +113,20 @@ def test_cli_process_exit_code_and_no_traceback(task_file):
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().startswith("error: scheduler.name must be one of")
+
+
+def test_pickle_weights_load_when_allowed(tiny_model, tmp_path):
+    """With model.allow_pickle the .bin weights load (diffusers uses torch.load weights_only=True) and match."""
+    folder = tmp_path / "pickled"
+    shutil.copytree(tiny_model, folder)
+    (folder / "unet" / "diffusion_pytorch_model.safetensors").unlink()
+    UNet2DConditionModel.from_pretrained(tiny_model, subfolder="unet").save_pretrained(
+        folder / "unet", safe_serialization=False
+    )
+    assert (folder / "unet" / "diffusion_pytorch_model.bin").is_file()
+    images = []
+    for path, allow in ((folder, "true"), (tiny_model, "false")):
+        cfg = make_config(path, tmp_path / path.name, steps=2, model__allow_pickle=allow)
+        [written] = generate.run(cfg, progress=False)
+        images.append([Image.open(written).convert("RGB")])
+    assert max_pixel_difference(*images) == 0
