@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
 from diffusers.configuration_utils import ConfigMixin
-from transformers import CLIPTextModel, CLIPTokenizer
+from transformers import AutoImageProcessor, AutoModelForDepthEstimation, CLIPTextModel, CLIPTokenizer
 
 from .errors import UserError
 
@@ -129,8 +129,19 @@ def inspect_model(path: str, allow_pickle: bool = False) -> ModelInfo:
     return info
 
 
-def load_components(info: ModelInfo, device: torch.device, dtype: torch.dtype, allow_pickle: bool = False) -> Components:
-    """Load tokenizer, text encoder, UNet and VAE separately and place them on the device in the dtype."""
+def load_extra(path: str, part: str, weights: dict[str, Any], device: torch.device):
+    """An optional part named in a variant's extra_parts: depth_estimator or feature_extractor."""
+    if part == "feature_extractor":
+        return AutoImageProcessor.from_pretrained(path, subfolder=part)
+    if part == "depth_estimator":
+        return AutoModelForDepthEstimation.from_pretrained(path, subfolder=part, **weights).to(device).eval()
+    raise ValueError(f"unknown optional model part {part}")
+
+
+def load_components(
+    info: ModelInfo, device: torch.device, dtype: torch.dtype, allow_pickle: bool = False, extras: tuple[str, ...] = ()
+) -> Components:
+    """Load tokenizer, text encoder, UNet, VAE (and named extras) separately, on the device in the dtype."""
     path = info.path
     weights = {"use_safetensors": None if allow_pickle else True, "dtype": dtype}
     tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer")
@@ -148,4 +159,5 @@ def load_components(info: ModelInfo, device: torch.device, dtype: torch.dtype, a
         device=device,
         dtype=dtype,
         name=Path(path).name,
+        extras={part: load_extra(path, part, weights, device) for part in extras},
     )

@@ -34,6 +34,16 @@ class SchedulerConfig:
 
 
 @dataclass
+class OutpaintConfig:
+    """Pixels to add on each side of the image before inpainting the new border."""
+
+    left: int = 0
+    right: int = 0
+    top: int = 0
+    bottom: int = 0
+
+
+@dataclass
 class Config:
     """Every key a generation run reads; see the README's config table."""
 
@@ -51,6 +61,13 @@ class Config:
     num_images: int = 1
     batch_size: int = 1
     output_dir: str = "outputs"
+    image: Optional[str] = None
+    mask: Optional[str] = None
+    strength: float = 0.8
+    depth_map: Optional[str] = None
+    mask_blur: int = 0
+    keep_unmasked: bool = False
+    outpaint: OutpaintConfig = field(default_factory=OutpaintConfig)
 
 
 BASE_NAME = "base.yaml"

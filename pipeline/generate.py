@@ -62,12 +62,13 @@ def _check_numbers(cfg: DictConfig) -> None:
             raise UserError(f"{key} must be {must}; got {cfg[key]}.")
 
 
-def _check_size(cfg: DictConfig, info: ModelInfo) -> tuple[int, int]:
-    """Height and width, defaulting to the model's native size, each divisible by the VAE factor."""
+def _check_size(cfg: DictConfig, info: ModelInfo, native: tuple[int, int] | None) -> tuple[int, int]:
+    """Height and width, defaulting to the input image's size or the model's, each divisible by the VAE factor."""
     factor = info.vae_scale_factor
+    defaults = {"width": native[0], "height": native[1]} if native else {}
     sizes = []
     for key in ("height", "width"):
-        value = cfg[key] if cfg[key] is not None else info.default_size
+        value = cfg[key] if cfg[key] is not None else defaults.get(key, info.default_size)
         if value < factor or value % factor:
             raise UserError(f"{key} must be a positive multiple of {factor} (the VAE factor); got {value}.")
         sizes.append(value)
@@ -83,8 +84,8 @@ def check(cfg: DictConfig) -> Plan:
     _check_numbers(cfg)
     device, dtype = resolve_device(cfg.model.device), resolve_dtype(cfg.model.dtype)
     info = inspect_model(cfg.model.path, cfg.model.allow_pickle)
-    VARIANTS[cfg.task].check(cfg, info)
-    height, width = _check_size(cfg, info)
+    native = VARIANTS[cfg.task].check(cfg, info)
+    height, width = _check_size(cfg, info, native)
     output_dir = check_writable(cfg.output_dir)
     return Plan(cfg, info, scheduler, height, width, device, dtype, output_dir)
 
@@ -112,7 +113,8 @@ def generate_images(
         components.unet, scheduler, setup, text, cfg.guidance_scale, cfg.guidance_rescale, generators,
         callback=callback, progress=progress,
     )
-    return to_pil(decode(components.vae, latents))
+    images = decode(components.vae, latents)
+    return to_pil(setup.finish(images) if setup.finish else images)
 
 
 def image_parameters(plan: Plan, seed: int) -> str:
@@ -141,7 +143,9 @@ def image_config(plan: Plan, seed: int) -> str:
 def run(cfg: DictConfig, progress: bool = True) -> Iterator[Path]:
     """Check, load, then generate batch by batch, yielding each image's path as soon as it is saved."""
     plan = check(cfg)
-    components = load_components(plan.info, plan.device, plan.dtype, cfg.model.allow_pickle)
+    variant = VARIANTS[cfg.task]
+    parts = variant.extra_parts(cfg) if hasattr(variant, "extra_parts") else ()
+    components = load_components(plan.info, plan.device, plan.dtype, cfg.model.allow_pickle, parts)
     warn_about_prompt(components.tokenizer, cfg.prompt, "prompt")
     warn_about_prompt(components.tokenizer, cfg.negative_prompt, "negative_prompt")
     seeds = plan.seeds

@@ -28,14 +28,25 @@ def decode(vae, latents: torch.Tensor) -> torch.Tensor:
 
 
 def encode(vae, images: torch.Tensor, generators: list[torch.Generator] | None) -> torch.Tensor:
-    """Images in [-1, 1] -> scaled latents: a sample per image with its generator, or the mean when None."""
+    """Images in [-1, 1] -> scaled latents: the mean, or image i sampled with generator i (one VAE call each).
+
+    A single image is encoded once per generator, as diffusers' img2img does, so each output image's latent
+    depends on its own seed alone.
+    """
     with torch.no_grad():
-        dist = vae.encode(images, return_dict=False)[0]
-    if generators is None:
-        latents = dist.mean
-    else:
-        latents = torch.cat([dist[i : i + 1].sample(generator=g) for i, g in enumerate(generators)])
+        if generators is None:
+            latents = vae.encode(images, return_dict=False)[0].mean
+        else:
+            images = images.expand(len(generators), -1, -1, -1) if len(images) == 1 else images
+            latents = torch.cat(
+                [vae.encode(images[i : i + 1], return_dict=False)[0].sample(generator=g) for i, g in enumerate(generators)]
+            )
     return latents * vae.config.scaling_factor
+
+
+def latent_mask(mask: torch.Tensor, latent_size: tuple[int, int]) -> torch.Tensor:
+    """A (1, 1, H, W) pixel mask resized to the latent grid (nearest), as diffusers' prepare_mask_latents does."""
+    return torch.nn.functional.interpolate(mask, size=latent_size)
 
 
 def to_pil(images: torch.Tensor) -> list[Image.Image]:

@@ -14,6 +14,7 @@ from .text import TextEmbeddings
 
 ModelInputHook = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 AfterStepHook = Callable[[torch.Tensor, int, torch.Tensor], torch.Tensor]
+FinishHook = Callable[[torch.Tensor], torch.Tensor]
 StepCallback = Callable[[int, torch.Tensor, torch.Tensor], None]
 
 
@@ -22,13 +23,15 @@ class LoopSetup:
     """What a variant hands the loop: starting latents, the timesteps to visit, and optional hooks.
 
     model_input(scaled_latents, t) returns the UNet input (e.g. with mask channels concatenated);
-    after_step(latents, i, t) returns the latents after step i (e.g. with the known region blended back).
+    after_step(latents, i, t) returns the latents after step i (e.g. with the known region blended back);
+    finish(images) is applied by generate to the decoded images in [0, 1] (e.g. pasting kept pixels back).
     """
 
     latents: torch.Tensor
     timesteps: torch.Tensor
     model_input: Optional[ModelInputHook] = None
     after_step: Optional[AfterStepHook] = None
+    finish: Optional[FinishHook] = None
 
 
 def _timestep_cond(unet, guidance_scale: float, count: int, latents: torch.Tensor) -> torch.Tensor | None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import diffusers
 import torch
 from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, DPTConfig, DPTForDepthEstimation, DPTImageProcessor
 
 MAX_TOKENS = 77
 
@@ -35,20 +36,27 @@ def write_tokenizer(folder: Path) -> CLIPTokenizer:
     return tokenizer
 
 
-def write_model_index(folder: Path, scheduler_class: str) -> None:
-    """model_index.json in StableDiffusionPipeline's layout, so diffusers can load the folder as a reference."""
+PIPELINE_CLASSES = {4: "StableDiffusionPipeline", 9: "StableDiffusionInpaintPipeline", 5: "StableDiffusionDepth2ImgPipeline"}
+
+
+def write_model_index(folder: Path, scheduler_class: str, unet_in_channels: int = 4) -> None:
+    """model_index.json in diffusers' layout for the UNet's kind, so diffusers can load the folder as a reference."""
     index = {
-        "_class_name": "StableDiffusionPipeline",
-        "feature_extractor": [None, None],
-        "image_encoder": [None, None],
-        "requires_safety_checker": False,
-        "safety_checker": [None, None],
+        "_class_name": PIPELINE_CLASSES[unet_in_channels],
+        "_diffusers_version": diffusers.__version__,
         "scheduler": ["diffusers", scheduler_class],
         "text_encoder": ["transformers", "CLIPTextModel"],
         "tokenizer": ["transformers", "CLIPTokenizer"],
         "unet": ["diffusers", "UNet2DConditionModel"],
         "vae": ["diffusers", "AutoencoderKL"],
     }
+    if unet_in_channels == 5:
+        index["depth_estimator"] = ["transformers", "DPTForDepthEstimation"]
+        index["feature_extractor"] = ["transformers", "DPTImageProcessor"]
+    else:
+        index.update(feature_extractor=[None, None], safety_checker=[None, None], requires_safety_checker=False)
+        if unet_in_channels == 4:
+            index["image_encoder"] = [None, None]
     (folder / "model_index.json").write_text(json.dumps(index, indent=2))
 
 
@@ -65,7 +73,34 @@ def sd_scheduler() -> PNDMScheduler:
     )
 
 
-def build_tiny_model(folder: str | Path, seed: int = 0, unet_in_channels: int = 4, time_cond_proj_dim=None) -> Path:
+def write_depth_estimator(folder: Path, seed: int) -> None:
+    """A tiny random DPT depth estimator (32x32 input) and its image processor, as depth2img folders carry."""
+    config = DPTConfig(
+        image_size=32,
+        patch_size=16,
+        hidden_size=32,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=37,
+        backbone_out_indices=[0, 1, 2, 3],
+        neck_hidden_sizes=[16, 16, 32, 32],
+        fusion_hidden_size=16,
+        is_hybrid=False,
+    )
+    torch.manual_seed(seed)
+    estimator = DPTForDepthEstimation(config)
+    with torch.no_grad():  # the default init gives a constant depth; widen neck and head so depth varies
+        for name, param in estimator.named_parameters():
+            if name.startswith(("neck", "head")):
+                param.normal_(0, 0.3)
+    estimator.save_pretrained(folder / "depth_estimator")
+    processor = DPTImageProcessor(size={"height": 32, "width": 32}, keep_aspect_ratio=False)
+    processor.save_pretrained(folder / "feature_extractor")
+
+
+def build_tiny_model(
+    folder: str | Path, seed: int = 0, unet_in_channels: int = 4, time_cond_proj_dim=None, depth_estimator=False
+) -> Path:
     """Save tokenizer, CLIP text encoder (hidden 32), UNet (32, 64) and a 2-block VAE with random weights."""
     folder = Path(folder)
     tokenizer = write_tokenizer(folder / "tokenizer")
@@ -110,5 +145,7 @@ def build_tiny_model(folder: str | Path, seed: int = 0, unet_in_channels: int = 
     vae.save_pretrained(folder / "vae")
     scheduler = sd_scheduler()
     scheduler.save_pretrained(folder / "scheduler")
-    write_model_index(folder, type(scheduler).__name__)
+    if depth_estimator:
+        write_depth_estimator(folder, seed)
+    write_model_index(folder, type(scheduler).__name__, unet_in_channels)
     return folder

@@ -1,4 +1,4 @@
-"""What every variant receives: the run's config, loaded parts, fresh scheduler, generators and size."""
+"""What every variant receives, and the checks and timestep cut that several variants share."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import torch
 
 from ..components import Components, ModelInfo
 from ..errors import UserError
+from ..inputs import read_image
 
 
 @dataclass
@@ -46,5 +47,29 @@ def require_unet_channels(info: ModelInfo, allowed: tuple[int, ...], task: str) 
     if channels not in allowed:
         kinds = " or ".join(str(c) for c in allowed)
         raise UserError(
-            f"task '{task}' needs a UNet with {kinds} input channels, but model.path {info.path} has {channels}."
+            f"task '{task}' needs a UNet with {kinds} input channels (model.path {info.path} has {channels})."
         )
+
+
+def check_strength(cfg) -> None:
+    """strength must lie in [0, 1] and leave at least one of the steps to run."""
+    if not 0 <= cfg.strength <= 1:
+        raise UserError(f"strength must be a number in [0, 1]; got {cfg.strength}.")
+    if int(cfg.steps * cfg.strength) < 1:
+        raise UserError(
+            f"strength x steps must leave at least one step; {cfg.strength} x {cfg.steps} leaves none."
+        )
+
+
+def input_size(cfg, key: str = "image") -> tuple[int, int]:
+    """(width, height) of the input image named by `key`, read now so a bad file fails before weights load."""
+    return read_image(cfg[key], key).size
+
+
+def cut_timesteps(scheduler, steps: int, strength: float, device: torch.device) -> torch.Tensor:
+    """The last strength x steps timesteps, as diffusers' get_timesteps keeps them (and sets the begin index)."""
+    scheduler.set_timesteps(steps, device=device)
+    start = (steps - min(int(steps * strength), steps)) * scheduler.order
+    if hasattr(scheduler, "set_begin_index"):
+        scheduler.set_begin_index(start)
+    return scheduler.timesteps[start:]

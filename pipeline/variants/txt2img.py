@@ -9,8 +9,8 @@ from .base import RunContext, require_unet_channels
 
 
 def check(cfg, info: ModelInfo) -> None:
-    """txt2img needs a plain 4-channel UNet."""
-    require_unet_channels(info, (4,), "txt2img")
+    """txt2img needs a plain 4-channel UNet; the size defaults to the model's."""
+    require_unet_channels(info, (4,), cfg.task)
 
 
 def prepare(ctx: RunContext) -> LoopSetup:

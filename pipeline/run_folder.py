@@ -1,0 +1,52 @@
+"""A tool run's own numbered folder under output_dir, and files written into it atomically, never overwritten."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from PIL import Image
+
+from .errors import UserError
+from .outputs import _next_number, _publish, _temp_file
+
+
+def new_run_folder(output_dir: Path, stem: str) -> Path:
+    """Create output_dir/NNNNN-stem with the next free number; an existing folder is never reused."""
+    while True:
+        folder = output_dir / f"{_next_number(output_dir):05d}-{stem}"
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+
+
+def write_file(folder: Path, name: str, write: Callable[[Path], None]) -> Path:
+    """Write a file through a temp name and link it in place; refuse if the name is already taken."""
+    tmp = _temp_file(folder, Path(name).suffix)
+    try:
+        write(tmp)
+        if not _publish(tmp, folder / name):
+            raise UserError(f"{folder / name} already exists; it was left untouched.")
+    finally:
+        tmp.unlink(missing_ok=True)
+    return folder / name
+
+
+def save_png(image: Image.Image, folder: Path, name: str) -> Path:
+    """One PNG into the run folder."""
+    return write_file(folder, name, lambda tmp: image.save(tmp, format="PNG"))
+
+
+def save_text(text: str, folder: Path, name: str) -> Path:
+    """One text file (YAML, CSV, JSON) into the run folder."""
+    return write_file(folder, name, lambda tmp: tmp.write_text(text))
+
+
+def save_gif(frames: list[Image.Image], folder: Path, name: str, frame_ms: int) -> Path:
+    """An endlessly looping animated GIF of the frames."""
+    def write(tmp: Path) -> None:
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=frame_ms, loop=0)
+
+    return write_file(folder, name, write)

@@ -1,0 +1,73 @@
+"""depth2img: img2img with a 5-channel UNet whose extra channel is the depth map, normalised to [-1, 1]
+(diffusers' StableDiffusionDepth2ImgPipeline). The depth comes from `depth_map` or the model's estimator."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..components import ModelInfo
+from ..errors import UserError
+from ..inputs import fit, read_image
+from ..loop import LoopSetup
+from .base import RunContext, check_strength, cut_timesteps, input_size, require_unet_channels
+from .img2img import load_image, noised_latents
+
+ESTIMATOR = ("depth_estimator", "feature_extractor")
+
+
+def check(cfg, info: ModelInfo) -> tuple[int, int]:
+    """A 5-channel UNet, a readable image, and a depth map file or an estimator in the model folder."""
+    require_unet_channels(info, (5,), cfg.task)
+    check_strength(cfg)
+    size = input_size(cfg)
+    if cfg.depth_map is not None:
+        input_size(cfg, "depth_map")
+    elif not set(ESTIMATOR) <= info.extras:
+        raise UserError(
+            f"depth2img needs depth_map set, or a model folder with depth_estimator and feature_extractor "
+            f"(model.path {info.path} has neither)."
+        )
+    return size
+
+
+def extra_parts(cfg) -> tuple[str, ...]:
+    """The optional model parts this run loads: the estimator only when no depth map is given."""
+    return () if cfg.depth_map is not None else ESTIMATOR
+
+
+def estimate_depth(ctx: RunContext) -> torch.Tensor:
+    """(1, H', W') relative depth from the model's DPT estimator, larger = nearer."""
+    image = fit(read_image(ctx.cfg.image, "image"), ctx.width, ctx.height)
+    estimator = ctx.components.extras["depth_estimator"]
+    pixels = ctx.components.extras["feature_extractor"](images=[image], return_tensors="pt").pixel_values
+    with torch.no_grad():
+        return estimator(pixels.to(ctx.device, estimator.dtype)).predicted_depth
+
+
+def given_depth(ctx: RunContext) -> torch.Tensor:
+    """(1, H, W) depth from the grayscale `depth_map` image, brighter = nearer."""
+    depth = np.asarray(read_image(ctx.cfg.depth_map, "depth_map", mode="L"), dtype=np.float32) / 255.0
+    return torch.from_numpy(depth)[None].to(ctx.device)
+
+
+def depth_condition(ctx: RunContext, depth: torch.Tensor) -> torch.Tensor:
+    """Resize depth to the latent grid (bicubic) and stretch each map to [-1, 1], as diffusers' prepare_depth_map."""
+    depth = torch.nn.functional.interpolate(
+        depth.unsqueeze(1).to(ctx.dtype), size=ctx.latent_shape[1:], mode="bicubic", align_corners=False
+    )
+    low = torch.amin(depth, dim=[1, 2, 3], keepdim=True)
+    high = torch.amax(depth, dim=[1, 2, 3], keepdim=True)
+    return (2.0 * (depth - low) / (high - low) - 1.0).repeat(len(ctx.generators), 1, 1, 1)
+
+
+def prepare(ctx: RunContext) -> LoopSetup:
+    """img2img's starting latents plus a model_input hook appending the depth channel."""
+    depth = given_depth(ctx) if ctx.cfg.depth_map is not None else estimate_depth(ctx)
+    condition = depth_condition(ctx, depth)
+    timesteps = cut_timesteps(ctx.scheduler, ctx.cfg.steps, ctx.cfg.strength, ctx.device)
+
+    def with_depth(model_in: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return torch.cat([model_in, condition.repeat(model_in.shape[0] // len(condition), 1, 1, 1)], dim=1)
+
+    return LoopSetup(latents=noised_latents(ctx, load_image(ctx), timesteps), timesteps=timesteps, model_input=with_depth)

@@ -1,0 +1,37 @@
+"""img2img: the input image's latent, noised to the first kept timestep, is denoised for strength x steps."""
+
+from __future__ import annotations
+
+import torch
+
+from ..components import ModelInfo
+from ..inputs import fit, read_image
+from ..latents import encode, from_pil, initial_noise
+from ..loop import LoopSetup
+from .base import RunContext, check_strength, cut_timesteps, input_size, require_unet_channels
+
+
+def check(cfg, info: ModelInfo) -> tuple[int, int]:
+    """A 4-channel UNet, a readable image and a strength that leaves steps; the image sets the default size."""
+    require_unet_channels(info, (4,), cfg.task)
+    check_strength(cfg)
+    return input_size(cfg)
+
+
+def load_image(ctx: RunContext) -> torch.Tensor:
+    """The config's image at the run's size as a (1, 3, H, W) tensor in [-1, 1]."""
+    image = fit(read_image(ctx.cfg.image, "image"), ctx.width, ctx.height)
+    return from_pil(image).to(ctx.device, ctx.dtype)
+
+
+def noised_latents(ctx: RunContext, image: torch.Tensor, timesteps: torch.Tensor) -> torch.Tensor:
+    """Encode the image once per generator, then add each image's noise at the first kept timestep."""
+    latents = encode(ctx.components.vae, image, ctx.generators)
+    noise = initial_noise(ctx.generators, ctx.latent_shape, ctx.device, ctx.dtype)
+    return ctx.scheduler.add_noise(latents, noise, timesteps[:1].repeat(len(ctx.generators)))
+
+
+def prepare(ctx: RunContext) -> LoopSetup:
+    """Cut the timesteps by strength and start from the noised image latents (diffusers' prepare_latents)."""
+    timesteps = cut_timesteps(ctx.scheduler, ctx.cfg.steps, ctx.cfg.strength, ctx.device)
+    return LoopSetup(latents=noised_latents(ctx, load_image(ctx), timesteps), timesteps=timesteps)
