@@ -17,6 +17,8 @@ from transformers import AutoImageProcessor, AutoModelForDepthEstimation, CLIPTe
 from .errors import UserError
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+# model.dtype: auto -> per device, the dtype measured fastest within tolerance of float32 (docs/benchmarks.md).
+AUTO_DTYPES = {"cpu": torch.bfloat16, "cuda": torch.float16, "mps": torch.float16}
 DEVICES = ("auto", "cpu", "cuda", "mps")
 WEIGHTED = ("text_encoder", "unet", "vae")
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -71,10 +73,12 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def resolve_dtype(name: str) -> torch.dtype:
-    """The torch dtype for a config name."""
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """The torch dtype for a config name; 'auto' picks the measured best for the device."""
+    if name == "auto":
+        return AUTO_DTYPES[device.type]
     if name not in DTYPES:
-        raise UserError(f"model.dtype must be one of {', '.join(DTYPES)}; got '{name}'.")
+        raise UserError(f"model.dtype must be one of auto, {', '.join(DTYPES)}; got '{name}'.")
     return DTYPES[name]
 
 

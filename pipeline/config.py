@@ -34,6 +34,19 @@ class SchedulerConfig:
 
 
 @dataclass
+class PerformanceConfig:
+    """Speed and memory options; each is measured in docs/benchmarks.md."""
+
+    attention_slicing: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    vae_tiling: bool = False
+    vae_slicing: bool = False
+    cpu_offload: bool = False
+    guidance_cutoff: float = 1.0
+
+
+@dataclass
 class OutpaintConfig:
     """Pixels to add on each side of the image before inpainting the new border."""
 
@@ -68,6 +81,7 @@ class Config:
     mask_blur: int = 0
     keep_unmasked: bool = False
     outpaint: OutpaintConfig = field(default_factory=OutpaintConfig)
+    performance: PerformanceConfig = field(default_factory=PerformanceConfig)
 
 
 BASE_NAME = "base.yaml"

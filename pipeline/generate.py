@@ -18,6 +18,7 @@ from .guidance import is_guided
 from .latents import decode, generators_for, to_pil
 from .loop import StepCallback, denoise
 from .outputs import a1111_parameters, check_writable, save_image
+from .performance import apply_performance, check_performance
 from .schedulers import SCHEDULERS, check_options, make_scheduler, resolve
 from .text import encode_prompt, warn_about_prompt
 from .variants import VARIANTS
@@ -82,7 +83,9 @@ def check(cfg: DictConfig) -> Plan:
     scheduler = resolve(cfg.scheduler.name)
     check_options(scheduler, scheduler_options_of(cfg))
     _check_numbers(cfg)
-    device, dtype = resolve_device(cfg.model.device), resolve_dtype(cfg.model.dtype)
+    device = resolve_device(cfg.model.device)
+    dtype = resolve_dtype(cfg.model.dtype, device)
+    check_performance(cfg.performance, device)
     info = inspect_model(cfg.model.path, cfg.model.allow_pickle)
     native = VARIANTS[cfg.task].check(cfg, info)
     height, width = _check_size(cfg, info, native)
@@ -111,7 +114,7 @@ def generate_images(
     setup = VARIANTS[cfg.task].prepare(ctx)
     latents = denoise(
         components.unet, scheduler, setup, text, cfg.guidance_scale, cfg.guidance_rescale, generators,
-        callback=callback, progress=progress,
+        callback=callback, progress=progress, guidance_cutoff=cfg.performance.guidance_cutoff,
     )
     images = decode(components.vae, latents)
     return to_pil(setup.finish(images) if setup.finish else images)
@@ -146,6 +149,7 @@ def run(cfg: DictConfig, progress: bool = True) -> Iterator[Path]:
     variant = VARIANTS[cfg.task]
     parts = variant.extra_parts(cfg) if hasattr(variant, "extra_parts") else ()
     components = load_components(plan.info, plan.device, plan.dtype, cfg.model.allow_pickle, parts)
+    apply_performance(components, cfg.performance)
     warn_about_prompt(components.tokenizer, cfg.prompt, "prompt")
     warn_about_prompt(components.tokenizer, cfg.negative_prompt, "negative_prompt")
     seeds = plan.seeds

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 from PIL import Image
+
+log = logging.getLogger("pipeline")
 
 
 def generators_for(seeds: list[int]) -> list[torch.Generator]:
@@ -21,9 +25,16 @@ def initial_noise(
 
 
 def decode(vae, latents: torch.Tensor) -> torch.Tensor:
-    """Latents -> images in [0, 1]: undo the scaling factor, decode, map [-1, 1] to [0, 1]."""
+    """Latents -> images in [0, 1]: undo the scaling factor, decode, map [-1, 1] to [0, 1].
+
+    A half-precision decode that overflows to NaN is retried once in float32, and the VAE stays there.
+    """
     with torch.no_grad():
         images = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
+        if vae.dtype != torch.float32 and not torch.isfinite(images).all():
+            log.warning(f"the VAE decode in {vae.dtype} gave NaN or inf; decoding again in float32")
+            vae.to(torch.float32)
+            images = vae.decode(latents.float() / vae.config.scaling_factor, return_dict=False)[0]
     return (images / 2 + 0.5).clamp(0, 1)
 
 

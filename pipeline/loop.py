@@ -53,14 +53,20 @@ def denoise(
     generators: list[torch.Generator],
     callback: Optional[StepCallback] = None,
     progress: bool = True,
+    guidance_cutoff: float = 1.0,
 ) -> torch.Tensor:
-    """Run the scheduler from setup.latents over setup.timesteps and return the final latents."""
+    """Run the scheduler from setup.latents over setup.timesteps and return the final latents.
+
+    With guidance_cutoff < 1, steps from int(len(timesteps) * cutoff) on skip the unconditional pass.
+    """
     latents = setup.latents
-    guided = text.uncond is not None
-    context = torch.cat([text.uncond, text.cond]) if guided else text.cond
+    guided_steps = int(len(setup.timesteps) * guidance_cutoff) if text.uncond is not None else 0
+    both = torch.cat([text.uncond, text.cond]) if guided_steps else text.cond
     timestep_cond = _timestep_cond(unet, guidance_scale, len(latents), latents)
     extra = step_kwargs(scheduler, generators)
     for i, t in enumerate(tqdm(setup.timesteps, desc="denoise", disable=not progress)):
+        guided = i < guided_steps
+        context = both if guided else text.cond
         model_in = torch.cat([latents] * 2) if guided else latents
         model_in = scheduler.scale_model_input(model_in, t)
         if setup.model_input is not None:

@@ -32,7 +32,7 @@ def reference_pipe(tiny_model):
 
 def make_config(model, output_dir, **overrides):
     """A run config for the tiny model from keyword overrides (dotted keys as 'scheduler__name')."""
-    items = [f"model.path={model}", f"output_dir={output_dir}", "model.device=cpu"]
+    items = [f"model.path={model}", f"output_dir={output_dir}", "model.device=cpu", "model.dtype=float32"]
     items += [f"{k.replace('__', '.')}={v}" for k, v in overrides.items()]
     return config.load(None, items)
 
