@@ -120,9 +120,9 @@ def _merge(cfg: DictConfig, data: dict, source: str) -> DictConfig:
         raise UserError(f"{source}: {_describe(err).rstrip('.')}.") from None
 
 
-def _field_type(key: str) -> Any:
+def _field_type(key: str, schema: type) -> Any:
     """The declared type of a dotted key in the schema, or None when the key is not declared."""
-    cls: Any = Config
+    cls: Any = schema
     hint: Any = None
     for part in key.split("."):
         if not dataclasses.is_dataclass(cls):
@@ -134,13 +134,16 @@ def _field_type(key: str) -> Any:
     return hint
 
 
-def parse_override(item: str) -> tuple[str, Any]:
+def parse_override(item: str, schema: type = Config) -> tuple[str, Any]:
     """Split 'key=value'; the value is read as YAML except for string keys, which keep the raw text."""
     key, sep, raw = item.partition("=")
     key = key.strip()
     if not sep or not key:
         raise UserError(f"command-line override '{item}' must have the form key=value.")
-    if _field_type(key) in (str, Optional[str]):
+    kind = _field_type(key, schema)
+    if kind is Optional[str] and raw in ("null", "~"):
+        return key, None
+    if kind in (str, Optional[str]):
         return key, raw
     try:
         return key, yaml.safe_load(raw) if raw != "" else None
@@ -156,20 +159,22 @@ def _nest(key: str, value: Any) -> dict:
     return node
 
 
-def load(path: str | Path | None, overrides: list[str] = ()) -> DictConfig:
-    """Build the run config: schema defaults, then base.yaml beside the file, the file, then overrides."""
-    cfg = OmegaConf.structured(Config)
+def load(path: str | Path | None, overrides: list[str] = (), schema: type = Config) -> DictConfig:
+    """Build a config: schema defaults, then base.yaml beside the file (for the run schema), the file, overrides."""
+    cfg = OmegaConf.structured(schema)
     OmegaConf.set_struct(cfg, True)
     for key in OPEN_MAPPINGS:
-        OmegaConf.set_struct(OmegaConf.select(cfg, key), False)
+        node = OmegaConf.select(cfg, key)
+        if node is not None:
+            OmegaConf.set_struct(node, False)
     if path is not None:
         path = Path(path)
         base = path.parent / BASE_NAME
-        if base.is_file() and base.resolve() != path.resolve():
+        if schema is Config and base.is_file() and base.resolve() != path.resolve():
             cfg = _merge(cfg, _read_yaml(base), str(base))
         cfg = _merge(cfg, _read_yaml(path), str(path))
     for item in overrides:
-        key, value = parse_override(item)
+        key, value = parse_override(item, schema)
         cfg = _merge(cfg, _nest(key, value), f"command-line override '{item}'")
     return cfg
 

@@ -1,0 +1,178 @@
+"""The benchmark: ours vs diffusers on the same work, interleaved, with shares, memory, FLOP rate and options."""
+
+from __future__ import annotations
+
+import copy
+import statistics
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .. import config
+from ..components import inspect_model, load_components, resolve_device, resolve_dtype
+from ..errors import UserError
+from ..guidance import is_guided
+from ..performance import apply_performance
+from ..schedulers import resolve
+from .measure import gemm_rate, unet_flops
+from .runs import pixel_error, reference_pipeline, run_diffusers, run_ours, vae_decode_cost
+from .schema import OPTIONS, BenchConfig
+from .sd15 import build_sd15
+
+
+def check(bench) -> None:
+    """Refuse a bad benchmark config before any model is built."""
+    resolve(bench.scheduler)
+    for key in ("steps", "repeats", "num_images"):
+        if bench[key] < 1:
+            raise UserError(f"{key} must be an integer >= 1; got {bench[key]}.")
+    unknown = [o for o in bench.options if o not in OPTIONS]
+    if unknown:
+        raise UserError(f"options must be among {', '.join(OPTIONS)}; got {', '.join(unknown)}.")
+    if bench.dtypes[:1] != ["float32"]:
+        raise UserError(f"dtypes must start with float32, the reference the others are compared to; got {list(bench.dtypes)}.")
+
+
+def run_config(bench, **overrides):
+    """A generation config for the benchmark's work, with option overrides."""
+    items = {"prompt": bench.prompt, "steps": bench.steps, "guidance_scale": bench.guidance_scale,
+             "height": bench.height, "width": bench.width, "seed": bench.seed, "scheduler.name": bench.scheduler,
+             **overrides}
+    return config.load(None, [f"{k}={v}" for k, v in items.items()])
+
+
+def build(bench, device: torch.device) -> dict[str, object]:
+    """float32 components, plus a cast copy for every other dtype measured."""
+    if bench.model == "sd15-random":
+        base = build_sd15(device, torch.float32)
+    else:
+        base = load_components(inspect_model(bench.model), device, torch.float32)
+    apply_performance(base, run_config(bench).performance)
+    built = {"float32": base}
+    for name in bench.dtypes[1:]:
+        dtype = resolve_dtype(name, device)
+        copy_ = copy.copy(base)
+        for part in ("text_encoder", "unet", "vae"):
+            setattr(copy_, part, copy.deepcopy(getattr(base, part)).to(dtype))
+        copy_.dtype = dtype
+        built[name] = copy_
+    return built
+
+
+def ratio_summary(values: list[float]) -> dict[str, float]:
+    """Median, min and max of a list of ratios."""
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def same_work(bench, built, seeds) -> dict:
+    """Interleaved repeats of ours and diffusers per dtype; ratios, memory and dtype error."""
+    cfg = run_config(bench)
+    pipes = {name: reference_pipeline(c) for name, c in built.items()}
+    runs = {name: {"ours": [], "diffusers": []} for name in built}
+    for _ in tqdm(range(bench.repeats), desc="repeats"):
+        for name, components in built.items():
+            runs[name]["ours"].append(run_ours(components, cfg, seeds))
+            runs[name]["diffusers"].append(run_diffusers(pipes[name], cfg, seeds, components.scheduler_config))
+    result = {}
+    for name, pair in runs.items():
+        ours, theirs = pair["ours"], pair["diffusers"]
+        result[name] = {
+            "ours_seconds": [m.seconds for m in ours],
+            "diffusers_seconds": [m.seconds for m in theirs],
+            "ratio": ratio_summary([o.seconds / t.seconds for o, t in zip(ours, theirs)]),
+            "ours_peak_mb": max(m.peak_mb for m in ours),
+            "diffusers_peak_mb": max(m.peak_mb for m in theirs),
+            "vs_diffusers_pixels": pixel_error(ours[0].images, theirs[0].images),
+            "vs_float32_pixels": pixel_error(ours[0].images, runs["float32"]["ours"][0].images),
+        }
+    return result
+
+
+def shares(bench, built, seeds, device) -> dict:
+    """Per dtype: where our loop's time goes, and the UNet's achieved FLOP rate against a GEMM."""
+    result = {}
+    for name, components in built.items():
+        cfg = run_config(bench)
+        run = run_ours(components, cfg, seeds, sections=True)
+        s = run.sections
+        rest = run.seconds - s["unet"] - s["text_encoder"] - s["vae_decode"]
+        guided = is_guided(bench.guidance_scale, components.unet.config)
+        batch = len(seeds) * (2 if guided else 1)
+        context = torch.zeros(1, 77, components.unet.config.cross_attention_dim, device=device, dtype=components.dtype)
+        factor = 2 ** (len(components.vae.config.block_out_channels) - 1)
+        flops = unet_flops(components.unet, batch, (bench.height // factor, bench.width // factor), context)
+        achieved = flops * s["unet_calls"] / s["unet"]
+        peak = gemm_rate(device, components.dtype, bench.gemm_size)
+        result[name] = {
+            "seconds": run.seconds,
+            "share": {k: s[k] / run.seconds for k in ("unet", "text_encoder", "vae_decode")} | {"rest": rest / run.seconds},
+            "unet_calls": s["unet_calls"],
+            "unet_gflop_per_call": flops / 1e9,
+            "unet_gflops": achieved / 1e9,
+            "gemm_gflops": peak / 1e9,
+            "fraction_of_gemm": achieved / peak,
+        }
+    return result
+
+
+def options(bench, built, seeds, auto: str) -> dict:
+    """Each opt-in option against our default run (the auto dtype), one run each after a warm run."""
+    components = built[auto]
+    base = run_ours(components, run_config(bench), seeds, sections=True)
+    result = {"baseline_seconds": base.seconds, "baseline_unet_seconds": base.sections["unet"]}
+    for option in tqdm(bench.options, desc="options"):
+        if option == "vae_tiling":
+            result[option] = {
+                "size": bench.vae_tiling_size,
+                "plain": vae_decode_cost(components, bench.vae_tiling_size, tiled=False),
+                "tiled": vae_decode_cost(components, bench.vae_tiling_size, tiled=True),
+            }
+            continue
+        overrides = {"guidance_1": {"guidance_scale": 1.0},
+                     "guidance_cutoff": {"performance.guidance_cutoff": bench.guidance_cutoff}}.get(option, {})
+        variant = copy.copy(components)
+        if option in ("attention_slicing", "channels_last", "compile"):
+            variant.unet = copy.deepcopy(components.unet)
+            apply_performance(variant, run_config(bench, **{f"performance.{option}": "true"}).performance)
+        cfg = run_config(bench, **overrides)
+        warm = run_ours(variant, cfg, seeds) if option == "compile" else None
+        timed = run_ours(variant, cfg, seeds, sections=option != "compile")
+        result[option] = {
+            "seconds": timed.seconds,
+            "vs_baseline": timed.seconds / base.seconds,
+            "pixels_vs_baseline": pixel_error(timed.images, base.images),
+        }
+        if timed.sections:
+            result[option]["unet_seconds"] = timed.sections["unet"]
+            result[option]["unet_vs_baseline"] = timed.sections["unet"] / base.sections["unet"]
+        if warm is not None:
+            result[option]["first_run_seconds"] = warm.seconds
+    return result
+
+
+def run_benchmark(bench) -> dict:
+    """Build the model(s), then measure everything in one process so every ratio shares its conditions."""
+    check(bench)
+    device = resolve_device(bench.device)
+    auto = str(resolve_dtype("auto", device)).removeprefix("torch.")
+    if auto not in bench.dtypes:
+        raise UserError(f"dtypes must include {auto}, the dtype model.dtype auto picks on {device.type}.")
+    torch.manual_seed(0)
+    built = build(bench, device)
+    seeds = [bench.seed + i for i in range(bench.num_images)]
+    run_ours(built["float32"], run_config(bench), seeds)  # warm-up: first calls allocate and pick kernels
+    result = {"device": device.type, "torch": torch.__version__, "threads": torch.get_num_threads(),
+              "auto_dtype": auto, "same_work": same_work(bench, built, seeds)}
+    result["shares"] = shares(bench, built, seeds, device)
+    result["options"] = options(bench, built, seeds, auto)
+    same = result["same_work"]
+    ours_auto = statistics.median(same[auto]["ours_seconds"])
+    result["defaults_speedup"] = statistics.median(same["float32"]["diffusers_seconds"]) / ours_auto
+    result["auto_vs_float32_speedup"] = statistics.median(same["float32"]["ours_seconds"]) / ours_auto
+    return result
+
+
+def load_bench(path: str | None, overrides: list[str]):
+    """The benchmark config from YAML and key=value overrides."""
+    return config.load(Path(path) if path else None, overrides, schema=BenchConfig)

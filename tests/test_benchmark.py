@@ -1,0 +1,41 @@
+"""The benchmark runs end to end on a tiny model and reports every figure; speeds are printed, never asserted."""
+
+import json
+
+import pytest
+
+from pipeline.bench.main import load_bench, run_benchmark
+from pipeline.bench.report import append_docs, markdown, write_json
+from pipeline.errors import UserError
+
+
+def test_benchmark_reports_every_measure(tiny_model, tmp_path):
+    bench = load_bench(None, [f"model={tiny_model}", "height=16", "width=16", "steps=2", "repeats=2",
+                              "vae_tiling_size=32", "options=[guidance_1,guidance_cutoff,channels_last,vae_tiling]",
+                              f"output_dir={tmp_path}", f"docs={tmp_path / 'bench.md'}"])
+    result = run_benchmark(bench)
+    for dtype in ("float32", "bfloat16"):
+        same = result["same_work"][dtype]
+        assert len(same["ours_seconds"]) == len(same["diffusers_seconds"]) == 2
+        assert same["ratio"]["min"] <= same["ratio"]["median"] <= same["ratio"]["max"]
+        share = result["shares"][dtype]["share"]
+        assert abs(sum(share.values()) - 1) < 1e-6 and share["unet"] > 0
+        assert result["shares"][dtype]["unet_gflop_per_call"] > 0
+    assert result["same_work"]["float32"]["vs_diffusers_pixels"]["max"] <= 2  # the same work, the same image
+    assert result["options"]["guidance_1"]["unet_seconds"] > 0
+    assert {"plain", "tiled"} <= set(result["options"]["vae_tiling"])
+    text = markdown(result, bench)
+    assert "ours / diffusers" in text and "guidance_cutoff" in text and "VAE decode of one 32x32" in text
+    path = write_json(result, bench.output_dir)
+    assert json.loads(path.read_text())["auto_dtype"] == "bfloat16"
+    doc = append_docs(text, bench.docs)
+    assert doc.read_text().startswith("# Benchmarks")
+
+
+def test_benchmark_config_errors():
+    with pytest.raises(UserError, match="options must be among"):
+        run_benchmark(load_bench(None, ["options=[turbo]"]))
+    with pytest.raises(UserError, match="dtypes must start with float32"):
+        run_benchmark(load_bench(None, ["dtypes=[bfloat16]"]))
+    with pytest.raises(UserError, match="unknown key 'stepz'"):
+        load_bench(None, ["stepz=3"])
