@@ -30,6 +30,17 @@ def reference_pipe(tiny_model):
     return pipe
 
 
+@pytest.fixture
+def no_weights(monkeypatch):
+    """Fail the test if a run gets as far as loading weights (bad input must be refused before)."""
+    from pipeline import generate
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("weights were loaded before the input was checked")
+
+    monkeypatch.setattr(generate, "load_components", refuse)
+
+
 def make_config(model, output_dir, **overrides):
     """A run config for the tiny model from keyword overrides (dotted keys as 'scheduler__name')."""
     items = [f"model.path={model}", f"output_dir={output_dir}", "model.device=cpu", "model.dtype=float32"]

@@ -15,13 +15,6 @@ from pipeline import cli, generate
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def no_weights(monkeypatch):
-    """Fail the test if a run gets as far as loading weights."""
-    def refuse(*args, **kwargs):
-        raise AssertionError("weights were loaded before the input was checked")
-    monkeypatch.setattr(generate, "load_components", refuse)
-
 
 def run_cli(config_path, overrides, capsys):
     """Run the CLI in-process; return (exit code, stderr)."""

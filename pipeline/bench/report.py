@@ -54,6 +54,8 @@ def markdown(result: dict, bench) -> str:
         _row("loop share: UNet / text / VAE decode / rest",
              [" / ".join(f"{100 * shares[d]['share'][k]:.1f}%" for k in ("unet", "text_encoder", "vae_decode", "rest"))
               for d in dtypes]),
+        _row("UNet share of the denoising loop (UNet / (UNet + rest))",
+             [f"{100 * shares[d]['unet_share_of_denoising']:.2f}%" for d in dtypes]),
         _row("UNet GFLOP per call", [f"{shares[d]['unet_gflop_per_call']:.1f}" for d in dtypes]),
         _row("UNet GFLOP/s vs GEMM GFLOP/s",
              [f"{shares[d]['unet_gflops']:.0f} vs {shares[d]['gemm_gflops']:.0f} ({100 * shares[d]['fraction_of_gemm']:.0f}%)"
