@@ -1,0 +1,55 @@
+"""Prompt adherence of a model on the shapes world, generated through the normal pipeline and scored by pixels."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+from tqdm.auto import tqdm
+
+from ..components import Components, load_components
+from ..generate import check, generate_images
+from .evaluate import PromptSpec, accuracy, colour_share, eval_specs, score_image
+
+NEGATIVE_SPEC = PromptSpec("red", "circle", "blue")
+
+
+def generate_for(components: Components, cfg: DictConfig, prompt: str, seeds: list[int], **overrides) -> list[Image.Image]:
+    """Images for one prompt and its seeds, through generate_images, with config overrides."""
+    run = OmegaConf.merge(cfg, {"prompt": prompt, **overrides})
+    return generate_images(components, run, seeds, cfg.height, cfg.width, progress=False)
+
+
+def score_prompt_set(components: Components, cfg: DictConfig, seeds: list[int], **overrides) -> dict[str, float]:
+    """Accuracy (%) of foreground colour, background and shape over the fixed prompt set."""
+    scores = []
+    for spec in tqdm(eval_specs(), desc="prompts", leave=False):
+        images = generate_for(components, cfg, spec.prompt, seeds, **overrides)
+        scores += [score_image(image, spec) for image in images]
+    return accuracy(scores)
+
+
+def negative_prompt_effect(components: Components, cfg: DictConfig, seeds: list[int]) -> dict[str, float]:
+    """Share of the prompt's colour without and with a negative prompt naming that colour."""
+    spec = NEGATIVE_SPEC
+    plain = generate_for(components, cfg, spec.prompt, seeds, negative_prompt="")
+    negated = generate_for(components, cfg, spec.prompt, seeds, negative_prompt=spec.colour)
+    share = lambda images: 100.0 * sum(colour_share(i, spec.colour) for i in images) / len(images)  # noqa: E731
+    return {"prompt": spec.prompt, "negative_prompt": spec.colour, "share_without": share(plain),
+            "share_with": share(negated)}
+
+
+def evaluate(cfg: DictConfig, seeds_per_prompt: int = 3) -> dict:
+    """Default settings, guidance 1.0 and the negative-prompt test, on components loaded once."""
+    plan = check(cfg)
+    components = load_components(plan.info, plan.device, plan.dtype, cfg.model.allow_pickle)
+    cfg = OmegaConf.merge(cfg, {"height": plan.height, "width": plan.width})
+    seeds = [cfg.seed + i for i in range(seeds_per_prompt)]
+    return {
+        "model": cfg.model.path,
+        "settings": {"scheduler": cfg.scheduler.name, "steps": cfg.steps, "guidance_scale": cfg.guidance_scale,
+                     "dtype": cfg.model.dtype, "seeds_per_prompt": seeds_per_prompt,
+                     "prompts": len(eval_specs())},
+        "default": score_prompt_set(components, cfg, seeds),
+        "guidance_1": score_prompt_set(components, cfg, seeds, guidance_scale=1.0),
+        "negative_prompt": negative_prompt_effect(components, cfg, seeds),
+    }
