@@ -133,6 +133,8 @@ def image_parameters(plan: Plan, seed: int) -> str:
     }
     if cfg.guidance_rescale > 0:
         fields["CFG rescale"] = cfg.guidance_rescale
+    if cfg.task != "txt2img":
+        fields["Denoising strength"] = cfg.strength
     fields["Version"] = f"pipeline {__version__}"
     return a1111_parameters(cfg.prompt, cfg.negative_prompt, fields)
 
@@ -143,13 +145,20 @@ def image_config(plan: Plan, seed: int) -> str:
     return to_yaml(cfg)
 
 
-def run(cfg: DictConfig, progress: bool = True) -> Iterator[Path]:
-    """Check, load, then generate batch by batch, yielding each image's path as soon as it is saved."""
-    plan = check(cfg)
+def load(plan: Plan) -> Components:
+    """Load the checked model with the parts its variant needs, and apply the performance options."""
+    cfg = plan.cfg
     variant = VARIANTS[cfg.task]
     parts = variant.extra_parts(cfg) if hasattr(variant, "extra_parts") else ()
     components = load_components(plan.info, plan.device, plan.dtype, cfg.model.allow_pickle, parts)
     apply_performance(components, cfg.performance)
+    return components
+
+
+def run(cfg: DictConfig, progress: bool = True) -> Iterator[Path]:
+    """Check, load, then generate batch by batch, yielding each image's path as soon as it is saved."""
+    plan = check(cfg)
+    components = load(plan)
     warn_about_prompt(components.tokenizer, cfg.prompt, "prompt")
     warn_about_prompt(components.tokenizer, cfg.negative_prompt, "negative_prompt")
     seeds = plan.seeds

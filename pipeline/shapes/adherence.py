@@ -6,8 +6,8 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..components import Components, load_components
-from ..generate import check, generate_images
+from ..components import Components
+from ..generate import check, generate_images, load
 from .evaluate import PromptSpec, accuracy, colour_share, eval_specs, score_image
 
 NEGATIVE_SPEC = PromptSpec("red", "circle", "blue")
@@ -41,7 +41,7 @@ def negative_prompt_effect(components: Components, cfg: DictConfig, seeds: list[
 def evaluate(cfg: DictConfig, seeds_per_prompt: int = 3) -> dict:
     """Default settings, guidance 1.0 and the negative-prompt test, on components loaded once."""
     plan = check(cfg)
-    components = load_components(plan.info, plan.device, plan.dtype, cfg.model.allow_pickle)
+    components = load(plan)
     cfg = OmegaConf.merge(cfg, {"height": plan.height, "width": plan.width})
     seeds = [cfg.seed + i for i in range(seeds_per_prompt)]
     return {
