@@ -142,6 +142,12 @@ def load_extra(path: str, part: str, weights: dict[str, Any], device: torch.devi
     raise ValueError(f"unknown optional model part {part}")
 
 
+def load_vae(path: str, device: torch.device, dtype: torch.dtype, allow_pickle: bool = False) -> AutoencoderKL:
+    """Only the VAE of a model, placed and in eval mode (the latent tools need no more)."""
+    vae = AutoencoderKL.from_pretrained(path, subfolder="vae", use_safetensors=None if allow_pickle else True, dtype=dtype)
+    return vae.to(device).eval().requires_grad_(False)
+
+
 def load_components(
     info: ModelInfo, device: torch.device, dtype: torch.dtype, allow_pickle: bool = False, extras: tuple[str, ...] = ()
 ) -> Components:
@@ -151,8 +157,8 @@ def load_components(
     tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer")
     text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", **weights)
     unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", **weights)
-    vae = AutoencoderKL.from_pretrained(path, subfolder="vae", **weights)
-    for module in (text_encoder, unet, vae):
+    vae = load_vae(path, device, dtype, allow_pickle)
+    for module in (text_encoder, unet):
         module.to(device).eval().requires_grad_(False)
     return Components(
         tokenizer=tokenizer,

@@ -170,7 +170,7 @@ def load(path: str | Path | None, overrides: list[str] = (), schema: type = Conf
     if path is not None:
         path = Path(path)
         base = path.parent / BASE_NAME
-        if schema is Config and base.is_file() and base.resolve() != path.resolve():
+        if issubclass(schema, Config) and base.is_file() and base.resolve() != path.resolve():
             cfg = _merge(cfg, _read_yaml(base), str(base))
         cfg = _merge(cfg, _read_yaml(path), str(path))
     for item in overrides:

@@ -90,8 +90,9 @@ def stack(images: Sequence[Image.Image]) -> Image.Image:
 
 def caption(image: Image.Image, text: str) -> Image.Image:
     """The image with a line of text under it."""
-    face = font(max(12, min(24, image.width // 30)))
-    strip = Image.new("RGB", (image.width, text_size(text, face)[1] + 2 * PAD), BACKGROUND)
+    face = font(max(12, min(20, image.width // 30)))
+    width, height = text_size(text, face)
+    strip = Image.new("RGB", (max(image.width, width + 2 * PAD), height + 2 * PAD), BACKGROUND)
     ImageDraw.Draw(strip).multiline_text((PAD, PAD), text, INK, face)
     return stack([image, strip])
 

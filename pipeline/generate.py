@@ -20,7 +20,7 @@ from .loop import StepCallback, denoise
 from .outputs import a1111_parameters, check_writable, save_image
 from .performance import apply_performance, check_performance
 from .schedulers import SCHEDULERS, check_options, make_scheduler, resolve
-from .text import encode_prompt, warn_about_prompt
+from .text import TextEmbeddings, encode_prompt, warn_about_prompt
 from .variants import VARIANTS
 from .variants.base import RunContext
 
@@ -101,16 +101,22 @@ def generate_images(
     width: int,
     progress: bool = True,
     callback: Optional[StepCallback] = None,
+    noise: Optional[torch.Tensor] = None,
+    text: Optional[TextEmbeddings] = None,
 ) -> list[Image.Image]:
-    """One batch: encode the text, let the variant prepare latents, denoise, decode."""
+    """One batch: encode the text, let the variant prepare latents, denoise, decode.
+
+    `noise` and `text` replace the seeded starting noise and the encoded prompts (the interpolation tool's frames).
+    """
     generators = generators_for(seeds)
     scheduler = make_scheduler(cfg.scheduler.name, components.scheduler_config, scheduler_options_of(cfg), seeds)
-    guided = is_guided(cfg.guidance_scale, components.unet.config)
-    text = encode_prompt(
-        components.tokenizer, components.text_encoder, cfg.prompt, cfg.negative_prompt, len(seeds), guided,
-        components.device,
-    )
-    ctx = RunContext(cfg, components, scheduler, generators, height, width)
+    if text is None:
+        guided = is_guided(cfg.guidance_scale, components.unet.config)
+        text = encode_prompt(
+            components.tokenizer, components.text_encoder, cfg.prompt, cfg.negative_prompt, len(seeds), guided,
+            components.device,
+        )
+    ctx = RunContext(cfg, components, scheduler, generators, height, width, noise)
     setup = VARIANTS[cfg.task].prepare(ctx)
     latents = denoise(
         components.unet, scheduler, setup, text, cfg.guidance_scale, cfg.guidance_rescale, generators,

@@ -36,13 +36,13 @@ def a1111_parameters(prompt: str, negative: str, fields: dict[str, object]) -> s
     return "\n".join(lines)
 
 
-def _next_number(folder: Path) -> int:
+def next_number(folder: Path) -> int:
     """One past the highest number already used in the folder."""
     used = [int(m.group(1)) for p in folder.iterdir() if (m := NUMBERED.match(p.name))]
     return max(used, default=0) + 1
 
 
-def _publish(tmp: Path, final: Path) -> bool:
+def publish(tmp: Path, final: Path) -> bool:
     """Give a finished temp file its final name unless that name exists; True when it was placed."""
     try:
         os.link(tmp, final)
@@ -52,7 +52,7 @@ def _publish(tmp: Path, final: Path) -> bool:
     return True
 
 
-def _temp_file(folder: Path, suffix: str) -> Path:
+def temp_file(folder: Path, suffix: str) -> Path:
     """A fresh hidden temp path in the folder (same filesystem, so the final link is atomic)."""
     handle, name = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
     os.close(handle)
@@ -66,17 +66,17 @@ def save_image(image: Image.Image, folder: Path, stem: str, parameters: str, con
     """Write NNNNN-stem.png (with the parameters chunk) and NNNNN-stem.yaml; existing files are never touched."""
     meta = PngInfo()
     meta.add_text("parameters", parameters)
-    png_tmp, yaml_tmp = _temp_file(folder, ".png"), _temp_file(folder, ".yaml")
+    png_tmp, yaml_tmp = temp_file(folder, ".png"), temp_file(folder, ".yaml")
     try:
         image.save(png_tmp, format="PNG", pnginfo=meta)
         yaml_tmp.write_text(config_yaml)
-        number = _next_number(folder)
+        number = next_number(folder)
         while True:
             name = f"{number:05d}-{stem}"
-            if not (folder / f"{name}.yaml").exists() and _publish(png_tmp, folder / f"{name}.png"):
+            if not (folder / f"{name}.yaml").exists() and publish(png_tmp, folder / f"{name}.png"):
                 break
             number += 1
-        if not _publish(yaml_tmp, folder / f"{name}.yaml"):
+        if not publish(yaml_tmp, folder / f"{name}.yaml"):
             raise UserError(f"output_dir {folder} gained {name}.yaml while writing; the image is {name}.png.")
         return folder / f"{name}.png"
     finally:

@@ -8,13 +8,13 @@ from typing import Callable
 from PIL import Image
 
 from .errors import UserError
-from .outputs import _next_number, _publish, _temp_file
+from .outputs import next_number, publish, temp_file
 
 
 def new_run_folder(output_dir: Path, stem: str) -> Path:
     """Create output_dir/NNNNN-stem with the next free number; an existing folder is never reused."""
     while True:
-        folder = output_dir / f"{_next_number(output_dir):05d}-{stem}"
+        folder = output_dir / f"{next_number(output_dir):05d}-{stem}"
         try:
             folder.mkdir()
             return folder
@@ -24,10 +24,10 @@ def new_run_folder(output_dir: Path, stem: str) -> Path:
 
 def write_file(folder: Path, name: str, write: Callable[[Path], None]) -> Path:
     """Write a file through a temp name and link it in place; refuse if the name is already taken."""
-    tmp = _temp_file(folder, Path(name).suffix)
+    tmp = temp_file(folder, Path(name).suffix)
     try:
         write(tmp)
-        if not _publish(tmp, folder / name):
+        if not publish(tmp, folder / name):
             raise UserError(f"{folder / name} already exists; it was left untouched.")
     finally:
         tmp.unlink(missing_ok=True)

@@ -32,13 +32,15 @@ def reference_pipe(tiny_model):
 
 @pytest.fixture
 def no_weights(monkeypatch):
-    """Fail the test if a run gets as far as loading weights (bad input must be refused before)."""
-    from pipeline import generate
+    """Fail the test if a run gets as far as loading any weights (bad input must be refused before)."""
+    from diffusers import AutoencoderKL, UNet2DConditionModel
+    from transformers import CLIPTextModel
 
     def refuse(*args, **kwargs):
         raise AssertionError("weights were loaded before the input was checked")
 
-    monkeypatch.setattr(generate, "load_components", refuse)
+    for cls in (UNet2DConditionModel, AutoencoderKL, CLIPTextModel):
+        monkeypatch.setattr(cls, "from_pretrained", refuse)
 
 
 def make_config(model, output_dir, **overrides):

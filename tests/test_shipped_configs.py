@@ -37,7 +37,9 @@ def test_task_config_runs(task, tiny_model, depth_model, tmp_path, monkeypatch):
 
 def test_example_inputs_are_what_the_script_draws(tmp_path):
     """configs/inputs/ holds exactly what scripts/make_examples.py draws, so the inputs cannot drift."""
-    for path in write_examples(tmp_path):
+    drawn = write_examples(tmp_path)
+    assert {p.name for p in drawn} == {p.name for p in (ROOT / "configs" / "inputs").iterdir()}
+    for path in drawn:
         shipped = Image.open(ROOT / "configs" / "inputs" / path.name)
         drawn = Image.open(path)
         assert shipped.mode == drawn.mode and np.array_equal(np.asarray(shipped), np.asarray(drawn)), path.name

@@ -1,4 +1,4 @@
-"""The example input images the variant configs name, drawn from the shapes world (never copied from anywhere)."""
+"""The example input images the configs name (configs/inputs/), drawn from the shapes world, never copied."""
 
 from __future__ import annotations
 
@@ -9,29 +9,49 @@ from PIL import Image
 
 from .world import IMAGE_SIZE, POSITIONS, SIZES, Scene, Shape, render
 
-OUTPAINT_KEEP = 48  # columns of the scene the outpaint example keeps; the config pads the rest back
+OUTPAINT_KEEP = 48  # columns of its scene the outpaint example keeps; configs/outpaint.yaml pads the rest back
 
 
-def _scene(colour: str, kind: str, position: str, background: str) -> Scene:
-    """A one-shape scene, large, exactly at its position."""
-    cx, cy = POSITIONS[position]
-    return Scene(background, (Shape(kind, colour, "large", position, cx, cy, SIZES["large"], 1.0),))
+def placed(kind: str, colour: str, size: str, position: str, depth: float = 1.0) -> Shape:
+    """A shape exactly at its named position and size, without the world's random jitter."""
+    return Shape(kind, colour, size, position, *POSITIONS[position], SIZES[size], depth)
+
+
+SCENES: dict[str, Scene] = {
+    "shapes-red-circle.png": Scene("blue", (placed("circle", "red", "large", "centre"),)),
+    "shapes-yellow-square.png": Scene("purple", (placed("square", "yellow", "large", "centre"),)),
+    "shapes-pair.png": Scene(
+        "white", (placed("triangle", "green", "small", "left", 0.9), placed("circle", "blue", "small", "right", 0.5)),
+        "to the left of",
+    ),
+}
+OUTPAINT_SCENE = Scene("green", (placed("square", "yellow", "large", "left"),))
+
+
+def centre_mask() -> np.ndarray:
+    """A white square over the centre shape: the inpaint example's mask."""
+    mask = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8)
+    mask[12:52, 12:52] = 255
+    return mask
+
+
+def example_images() -> dict[str, Image.Image]:
+    """Every example by file name: the scenes, the red circle's depth map, the centre mask, the outpaint crop."""
+    images = {name: Image.fromarray(render(scene)[0]) for name, scene in SCENES.items()}
+    depth = render(SCENES["shapes-red-circle.png"])[1]
+    images["shapes-red-circle-depth.png"] = Image.fromarray((depth * 255).round().astype(np.uint8), mode="L")
+    images["shapes-centre-mask.png"] = Image.fromarray(centre_mask(), mode="L")
+    crop = render(OUTPAINT_SCENE)[0][:, :OUTPAINT_KEEP]
+    images["shapes-left-crop.png"] = Image.fromarray(np.ascontiguousarray(crop))
+    return images
 
 
 def write_examples(folder: str | Path) -> list[Path]:
-    """Write scene.png, scene-mask.png (a square over the shape), scene-depth.png and scene-left.png."""
+    """Write every example image into the folder and return the paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    image, depth = render(_scene("red", "circle", "centre", "blue"))
-    mask = np.zeros((IMAGE_SIZE, IMAGE_SIZE), np.uint8)
-    mask[12:52, 12:52] = 255
-    wide, _ = render(_scene("yellow", "square", "left", "green"))
-    files = {
-        "scene.png": Image.fromarray(image),
-        "scene-mask.png": Image.fromarray(mask, mode="L"),
-        "scene-depth.png": Image.fromarray((depth * 255).round().astype(np.uint8), mode="L"),
-        "scene-left.png": Image.fromarray(np.ascontiguousarray(wide[:, :OUTPAINT_KEEP])),
-    }
-    for name, picture in files.items():
-        picture.save(folder / name)
-    return [folder / name for name in files]
+    paths = []
+    for name, image in example_images().items():
+        image.save(folder / name)
+        paths.append(folder / name)
+    return paths

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
@@ -22,6 +22,7 @@ class RunContext:
     generators: list[torch.Generator]
     height: int
     width: int
+    noise: Optional[torch.Tensor] = None
 
     @property
     def device(self) -> torch.device:

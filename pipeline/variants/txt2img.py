@@ -14,7 +14,7 @@ def check(cfg, info: ModelInfo) -> None:
 
 
 def prepare(ctx: RunContext) -> LoopSetup:
-    """Noise from each image's generator (as diffusers' prepare_latents) and the full timestep list."""
+    """Noise from each image's generator (as diffusers' prepare_latents), or the given noise, and all timesteps."""
     ctx.scheduler.set_timesteps(ctx.cfg.steps, device=ctx.device)
-    noise = initial_noise(ctx.generators, ctx.latent_shape, ctx.device, ctx.dtype)
+    noise = ctx.noise if ctx.noise is not None else initial_noise(ctx.generators, ctx.latent_shape, ctx.device, ctx.dtype)
     return LoopSetup(latents=noise * ctx.scheduler.init_noise_sigma, timesteps=ctx.scheduler.timesteps)

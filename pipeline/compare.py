@@ -1,0 +1,153 @@
+"""Scheduler comparisons: one prompt and seed over schedulers x steps (x guidance), the same noise in every cell."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import DictConfig
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .compare_config import SECTION, Entry, numbers, scheduler_entries
+from .compare_table import cell_scores, spec_for_prompt, write_tables
+from .components import Components
+from .config import to_yaml
+from .drawing import caption, grid
+from .errors import UserError
+from .generate import Plan, check, generate_images, image_config, image_parameters, load
+from .outputs import save_image
+from .run_folder import new_run_folder, save_png, save_text
+from .text import warn_about_prompt
+from .tool_config import generation_config
+
+
+@dataclass
+class Cell:
+    """One image of the grid: its settings, its generation config, and what happened when it ran."""
+
+    row: int
+    column: int
+    entry: Entry
+    steps: int
+    guidance: float
+    cfg: DictConfig
+    status: str = "not run"
+    error: str = ""
+    seconds: Optional[float] = None
+    unet_calls: int = 0
+    image: Optional[Path] = None
+    scores: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def stem(self) -> str:
+        """The cell's file name stem: scheduler, steps and guidance."""
+        return f"{self.entry.key}-{self.steps}steps-cfg{self.guidance:g}"
+
+
+@dataclass
+class Comparison:
+    """A finished comparison: its run folder, its cells and the files written."""
+
+    folder: Path
+    cells: list[Cell]
+    files: dict[str, Path]
+
+
+def plan_cells(cfg: DictConfig) -> tuple[Plan, list[Cell]]:
+    """Check the whole comparison and lay out its cells, row by row, before any weights load."""
+    entries = scheduler_entries(cfg)
+    steps = numbers(cfg.compare.steps, cfg.steps, "steps", 1, "an integer >= 1")
+    scales = numbers(cfg.compare.guidance_scales, cfg.guidance_scale, "guidance_scales", 0, "a number >= 0")
+    if cfg.num_images != 1:
+        raise UserError(f"num_images must be 1 for a comparison (one image per cell, from seed); got {cfg.num_images}.")
+    plan = check(generation_config(cfg, SECTION))
+    cells = []
+    for row, entry in enumerate(entries):
+        for column, (count, scale) in enumerate((s, g) for s in steps for g in scales):
+            scheduler = {"name": entry.key, "options": entry.options}
+            cell_cfg = generation_config(cfg, SECTION, scheduler=scheduler, steps=count, guidance_scale=scale)
+            cells.append(Cell(row, column, entry, count, scale, cell_cfg))
+    return plan, cells
+
+
+def column_labels(cells: list[Cell]) -> list[str]:
+    """'N steps' per column, with the guidance scale below it when more than one scale is compared."""
+    first_row = [c for c in cells if c.row == 0]
+    several = len({c.guidance for c in first_row}) > 1
+    return [f"{c.steps} steps" + (f"\ncfg {c.guidance:g}" if several else "") for c in first_row]
+
+
+def run_cell(components: Components, plan: Plan, cell: Cell, folder: Path) -> Optional[Image.Image]:
+    """Generate one cell with the core, timing it and counting UNet calls; a failure is recorded, not raised."""
+    calls: list[int] = []
+    seed = plan.cfg.seed
+    start = time.perf_counter()
+    try:
+        [image] = generate_images(
+            components, cell.cfg, [seed], plan.height, plan.width, progress=False,
+            callback=lambda i, t, latents: calls.append(i),
+        )
+    except Exception as err:  # a cell is independent: one scheduler failing must not stop the others
+        cell.status, cell.error = "error", f"{type(err).__name__}: {(str(err).splitlines() or [''])[0]}"
+        return None
+    cell.seconds, cell.unet_calls, cell.status = time.perf_counter() - start, len(calls), "ok"
+    cell_plan = replace(plan, cfg=cell.cfg, scheduler=cell.entry.key)
+    cell.image = save_image(image, folder, cell.stem, image_parameters(cell_plan, seed), image_config(cell_plan, seed))
+    return image
+
+
+def grid_picture(plan: Plan, cells: list[Cell], images: dict[int, Image.Image]) -> Image.Image:
+    """The labelled grid: schedulers down, steps (x guidance) across, failed cells as grey tiles."""
+    rows = max(c.row for c in cells) + 1
+    tiles: list[list[Image.Image | str]] = [[] for _ in range(rows)]
+    labels = [""] * rows
+    for index, cell in enumerate(cells):
+        tiles[cell.row].append(images.get(index, cell.status))
+        labels[cell.row] = cell.entry.label
+    sheet = grid(tiles, column_labels(cells), labels)
+    cfg = plan.cfg
+    scales = {c.guidance for c in cells}
+    guidance = f"  cfg {scales.pop():g}" if len(scales) == 1 else ""
+    return caption(sheet, f"{cfg.prompt!r}  seed {cfg.seed}{guidance}  {Path(cfg.model.path).name}")
+
+
+def run_comparison(cfg: DictConfig, progress: bool = True) -> Comparison:
+    """Check, load the components once, run every cell through generate_images, then write grid and tables."""
+    plan, cells = plan_cells(cfg)
+    components = load(plan)
+    warn_about_prompt(components.tokenizer, cfg.prompt, "prompt")
+    folder = new_run_folder(plan.output_dir, SECTION)
+    files = {"config": save_text(to_yaml(cfg), folder, "config.yaml")}
+    spec = spec_for_prompt(cfg.prompt)
+    images: dict[int, Image.Image] = {}
+    bar = tqdm(cells, desc="compare", unit="cell", disable=not progress)
+    try:
+        for index, cell in enumerate(bar):
+            bar.set_postfix_str(cell.stem)
+            image = run_cell(components, plan, cell, folder)
+            if image is not None:
+                images[index] = image
+                cell.scores = cell_scores(image, spec) if spec else {}
+    finally:
+        files["grid"] = save_png(grid_picture(plan, cells, images), folder, "grid.png")
+        files.update(write_tables(plan, cells, folder))
+    return Comparison(folder, cells, files)
+
+
+def summary(result: Comparison) -> list[str]:
+    """One line per cell, then the files written, for the command line."""
+    lines = []
+    width = max(len(cell.entry.label) for cell in result.cells)
+    for cell in result.cells:
+        label = cell.entry.label.replace("\n", " ")
+        head = f"{label:<{width}} {cell.steps:>4} steps  cfg {cell.guidance:<5g} {cell.status:<6}"
+        if cell.status != "ok":
+            lines.append(f"{head} {cell.error}")
+            continue
+        per_call = 1000 * cell.seconds / max(cell.unet_calls, 1)
+        lines.append(f"{head} {cell.seconds:7.2f} s  {cell.unet_calls:>4} UNet calls  {per_call:7.1f} ms/call")
+    lines += [f"{name}: {path}" for name, path in result.files.items()]
+    return lines + [str(result.folder)]

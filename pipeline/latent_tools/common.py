@@ -1,0 +1,88 @@
+"""What the latent tools share: input checks before any weights load, the VAE, encoding, the run folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+
+from ..components import ModelInfo, inspect_model, resolve_device, resolve_dtype
+from ..components import load_vae as load_model_vae
+from ..config import to_yaml
+from ..errors import UserError
+from ..inputs import read_image
+from ..latents import decode, encode, from_pil, generators_for, to_pil
+from ..outputs import check_writable
+from ..run_folder import new_run_folder, save_text
+
+
+@dataclass
+class ImagePlan:
+    """A checked image command: the model's declared configs, placement, output folder and input images."""
+
+    info: ModelInfo
+    device: torch.device
+    dtype: torch.dtype
+    output_dir: Path
+    images: list[Image.Image]
+
+
+@dataclass
+class ToolResult:
+    """What a command made: its run folder, the files in it, and the numbers it measured."""
+
+    folder: Path
+    files: dict[str, Path] = field(default_factory=dict)
+    numbers: dict[str, float] = field(default_factory=dict)
+
+
+def check_images(cfg: DictConfig, keys: list[str]) -> ImagePlan:
+    """Check model, placement, output folder and the images named by `keys`, all before any weights load."""
+    device = resolve_device(cfg.model.device)
+    dtype = resolve_dtype(cfg.model.dtype, device)
+    info = inspect_model(cfg.model.path, cfg.model.allow_pickle)
+    factor = info.vae_scale_factor
+    images = [read_image(OmegaConf.select(cfg, key), key) for key in keys]
+    for key, image in zip(keys, images):
+        if image.width % factor or image.height % factor:
+            raise UserError(
+                f"{key} is {image.width}x{image.height}; its sides must be multiples of {factor} (the VAE factor)."
+            )
+        if image.size != images[0].size:
+            first = images[0]
+            raise UserError(f"{key} is {image.width}x{image.height} but {keys[0]} is {first.width}x{first.height}; "
+                            "interpolated images must have one size.")
+    return ImagePlan(info, device, dtype, check_writable(cfg.output_dir), images)
+
+
+def load_vae(plan: ImagePlan, allow_pickle: bool) -> AutoencoderKL:
+    """Only the VAE of the checked model."""
+    return load_model_vae(plan.info.path, plan.device, plan.dtype, allow_pickle)
+
+
+def encode_image(vae: AutoencoderKL, image: Image.Image, cfg: DictConfig) -> torch.Tensor:
+    """An image's scaled latent (1, C, h, w): the distribution's mean, or a sample with `seed` if latents.sample."""
+    pixels = from_pil(image).to(device=vae.device, dtype=vae.dtype)
+    return encode(vae, pixels, generators_for([cfg.seed]) if cfg.latents.sample else None)
+
+
+def decode_image(vae: AutoencoderKL, latent: torch.Tensor) -> Image.Image:
+    """One scaled latent back to a PIL image."""
+    return to_pil(decode(vae, latent.to(device=vae.device, dtype=vae.dtype)))[0]
+
+
+def start_run(cfg: DictConfig, output_dir: Path, command: str) -> tuple[Path, dict[str, Path]]:
+    """A new numbered run folder for the command, with the resolved config saved in it."""
+    folder = new_run_folder(output_dir, command)
+    return folder, {"config": save_text(to_yaml(cfg), folder, "config.yaml")}
+
+
+def summary(result: ToolResult) -> list[str]:
+    """The measured numbers, then the files written, then the run folder, for the command line."""
+    lines = [f"{name}: {value:.4g}" for name, value in result.numbers.items()]
+    lines += [f"{name}: {path}" for name, path in result.files.items()]
+    return lines + [str(result.folder)]

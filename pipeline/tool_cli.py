@@ -1,0 +1,24 @@
+"""Command-line behaviour of the tool scripts: printed result lines, user errors as one line and exit code 2."""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from .cli import EXIT_INTERRUPTED, EXIT_USER_ERROR, setup_logging
+from .errors import UserError
+
+
+def run_tool(action: Callable[[], list[str]]) -> int:
+    """Run a tool and print its result lines; a UserError is 'error: ...' on stderr and exit code 2."""
+    setup_logging()
+    try:
+        lines = action()
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted: the files finished so far are kept.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print("\n".join(lines))
+    return 0
