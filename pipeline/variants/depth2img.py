@@ -51,14 +51,21 @@ def given_depth(ctx: RunContext) -> torch.Tensor:
     return torch.from_numpy(depth)[None].to(ctx.device)
 
 
-def depth_condition(ctx: RunContext, depth: torch.Tensor) -> torch.Tensor:
-    """Resize depth to the latent grid (bicubic) and stretch each map to [-1, 1], as diffusers' prepare_depth_map."""
-    depth = torch.nn.functional.interpolate(
-        depth.unsqueeze(1).to(ctx.dtype), size=ctx.latent_shape[1:], mode="bicubic", align_corners=False
-    )
+def normalised_depth(depth: torch.Tensor, latent_hw: tuple[int, int]) -> torch.Tensor:
+    """(N, H, W) depth -> (N, 1, h, w) on the latent grid (bicubic), each map stretched to [-1, 1].
+
+    The same preprocessing as diffusers' prepare_depth_map; the shapes depth model is trained on it too.
+    """
+    depth = torch.nn.functional.interpolate(depth.unsqueeze(1), size=latent_hw, mode="bicubic", align_corners=False)
     low = torch.amin(depth, dim=[1, 2, 3], keepdim=True)
     high = torch.amax(depth, dim=[1, 2, 3], keepdim=True)
-    return (2.0 * (depth - low) / (high - low) - 1.0).repeat(len(ctx.generators), 1, 1, 1)
+    return 2.0 * (depth - low) / (high - low) - 1.0
+
+
+def depth_condition(ctx: RunContext, depth: torch.Tensor) -> torch.Tensor:
+    """The depth channel for every image of the batch, in the run's dtype."""
+    condition = normalised_depth(depth.to(ctx.dtype), ctx.latent_shape[1:])
+    return condition.repeat(len(ctx.generators), 1, 1, 1)
 
 
 def prepare(ctx: RunContext) -> LoopSetup:
