@@ -51,8 +51,9 @@ def write_model_index(folder: Path, scheduler_class: str, unet_in_channels: int 
         "vae": ["diffusers", "AutoencoderKL"],
     }
     if unet_in_channels == 5:
-        index["depth_estimator"] = ["transformers", "DPTForDepthEstimation"]
-        index["feature_extractor"] = ["transformers", "DPTImageProcessor"]
+        estimator = (folder / "depth_estimator").is_dir()
+        index["depth_estimator"] = ["transformers", "DPTForDepthEstimation"] if estimator else [None, None]
+        index["feature_extractor"] = ["transformers", "DPTImageProcessor"] if estimator else [None, None]
     else:
         index.update(feature_extractor=[None, None], safety_checker=[None, None], requires_safety_checker=False)
         if unet_in_channels == 4:

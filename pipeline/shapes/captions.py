@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from pipeline.shapes.world import COLOURS, POSITIONS, RELATIONS, SHAPES, SIZES, Scene, Shape
+from pipeline.shapes.world import COLOURS, RELATIONS, SHAPES, SIZES, Scene, Shape
 
 PLACE_PHRASES: dict[str, str] = {
     "centre": "in the centre",

@@ -1,28 +1,14 @@
 """Stage 4: write the trained family as a diffusers StableDiffusionPipeline folder (safetensors)."""
 
-import json
 import shutil
 from pathlib import Path
 
-import diffusers
 from diffusers import AutoencoderKL, DDIMScheduler
 
 from pipeline.shapes.models import SCHEDULER_CONFIG
 from pipeline.shapes.unet_train import Models
 from pipeline.shapes.vocab import save_tokenizer
-
-MODEL_INDEX: dict[str, object] = {
-    "_class_name": "StableDiffusionPipeline",
-    "feature_extractor": [None, None],
-    "image_encoder": [None, None],
-    "requires_safety_checker": False,
-    "safety_checker": [None, None],
-    "scheduler": ["diffusers", "DDIMScheduler"],
-    "text_encoder": ["transformers", "CLIPTextModel"],
-    "tokenizer": ["transformers", "CLIPTokenizer"],
-    "unet": ["diffusers", "UNet2DConditionModel"],
-    "vae": ["diffusers", "AutoencoderKL"],
-}
+from pipeline.tiny_model import write_model_index
 
 
 def folder_size(folder: Path) -> int:
@@ -40,8 +26,7 @@ def export_model(models: Models, vae: AutoencoderKL, target: Path) -> int:
     vae.save_pretrained(staging / "vae", safe_serialization=True)
     DDIMScheduler.from_config(SCHEDULER_CONFIG).save_pretrained(staging / "scheduler")
     save_tokenizer(staging / "tokenizer")
-    index = {**MODEL_INDEX, "_diffusers_version": diffusers.__version__}
-    (staging / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
+    write_model_index(staging, "DDIMScheduler")
     if target.exists():
         shutil.rmtree(target)
     target.parent.mkdir(parents=True, exist_ok=True)

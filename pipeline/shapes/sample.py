@@ -1,12 +1,18 @@
-"""A minimal text-to-image sampler for watching adherence during training (DDIM + guidance)."""
+"""Sampling during training, through the project's own pipeline (generate_images: one loop for everything)."""
 
-import numpy as np
+from itertools import groupby
+
 import torch
-from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from omegaconf import OmegaConf
 from PIL import Image
 from transformers import CLIPTextModel, CLIPTokenizer
 
+from pipeline import config
+from pipeline.components import Components
+from pipeline.generate import generate_images
 from pipeline.shapes.models import SCHEDULER_CONFIG
+from pipeline.shapes.world import IMAGE_SIZE
 
 
 @torch.no_grad()
@@ -15,22 +21,11 @@ def sample(
     vae: AutoencoderKL, prompts: list[str], seeds: list[int], steps: int = 25,
     guidance: float = 7.5,
 ) -> list[Image.Image]:
-    """Generate one image per prompt, image i from noise seeded by seeds[i] (as diffusers does)."""
-    scheduler = DDIMScheduler.from_config(SCHEDULER_CONFIG)
-    scheduler.set_timesteps(steps)
-    ids = tokenizer(
-        [""] * len(prompts) + prompts, padding="max_length",
-        max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt",
-    ).input_ids
-    embeddings = text_encoder(ids)[0]
-    shape = (1, unet.config.in_channels, unet.config.sample_size, unet.config.sample_size)
-    latents = torch.cat(
-        [torch.randn(shape, generator=torch.Generator("cpu").manual_seed(s)) for s in seeds]
-    ) * scheduler.init_noise_sigma
-    for t in scheduler.timesteps:
-        model_input = scheduler.scale_model_input(torch.cat([latents, latents]), t)
-        uncond, cond = unet(model_input, t, encoder_hidden_states=embeddings).sample.chunk(2)
-        latents = scheduler.step(uncond + guidance * (cond - uncond), t, latents).prev_sample
-    pixels = vae.decode(latents / vae.config.scaling_factor).sample
-    array = ((pixels.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
-    return [Image.fromarray(np.ascontiguousarray(a)) for a in array]
+    """One image per (prompt, seed) with DDIM and classifier-free guidance, as scripts/generate.py makes it."""
+    parts = Components(tokenizer, text_encoder, unet, vae, SCHEDULER_CONFIG, unet.device, unet.dtype)
+    base = config.load(None, ["scheduler.name=ddim", f"steps={steps}", f"guidance_scale={guidance}"])
+    images: list[Image.Image] = []
+    for prompt, group in groupby(zip(prompts, seeds), key=lambda pair: pair[0]):
+        cfg = OmegaConf.merge(base, {"prompt": prompt})
+        images += generate_images(parts, cfg, [seed for _, seed in group], IMAGE_SIZE, IMAGE_SIZE, progress=False)
+    return images

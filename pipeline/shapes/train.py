@@ -1,19 +1,21 @@
 """The tiny-shapes recipe: VAE -> cached latents -> UNet + text encoder -> diffusers folder."""
 
+import sys
 import time
 from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
-from omegaconf.errors import OmegaConfBaseException
 
 from pipeline.shapes.checkpoint import read_summary, update_summary
+from pipeline.shapes.depth_train import train_depth
 from pipeline.shapes.export import export_model
 from pipeline.shapes.latent_cache import cache_latents
 from pipeline.shapes.train_config import STAGES, TrainConfig, load_config
 from pipeline.shapes.unet_train import train_unet
 from pipeline.shapes.vae_train import train_vae
 from pipeline.shapes.vocab import save_tokenizer
+from pipeline.errors import UserError
 
 
 def run(config: TrainConfig) -> dict:
@@ -35,6 +37,8 @@ def run(config: TrainConfig) -> dict:
         update_summary(run_dir, "seconds", time.perf_counter() - started, stage="export")
         update_summary(run_dir, "bytes", size, stage="export")
         print(f"export: {config.export_dir} ({size / 2**20:.1f} MiB)")
+    if last >= STAGES.index("depth"):
+        train_depth(config, run_dir, latents)
     return read_summary(run_dir)
 
 
@@ -44,8 +48,9 @@ def main(argv: list[str]) -> None:
         raise SystemExit("usage: train.py CONFIG.yaml [key=value ...]")
     try:
         config = load_config(argv[0], argv[1:])
-    except (OmegaConfBaseException, ValueError, OSError) as error:
-        raise SystemExit(f"train.py: {argv[0]}: {str(error).splitlines()[0]}") from None
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     summary = run(config)
     for stage, info in summary["stages"].items():
         print(f"{stage}: {info.get('seconds', 0.0) / 60:.1f} min")

@@ -5,6 +5,9 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from pipeline import config
+from pipeline.errors import UserError
+
 
 @dataclass
 class VaeConfig:
@@ -72,6 +75,18 @@ class EvalConfig:
 
 
 @dataclass
+class DepthConfig:
+    """The depth model: the trained UNet plus a depth input channel, fine-tuned on the world's depth maps."""
+
+    export_dir: str = "models/tiny-shapes-depth"
+    batch_size: int = 64
+    steps: int = 800
+    lr: float = 2e-4
+    warmup_steps: int = 50
+    checkpoint_every: int = 200
+
+
+@dataclass
 class TrainConfig:
     """The whole recipe: VAE -> cached latents -> UNet + text encoder -> diffusers folder."""
 
@@ -87,19 +102,18 @@ class TrainConfig:
     text: TextConfig = field(default_factory=TextConfig)
     unet: UnetConfig = field(default_factory=UnetConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    depth: DepthConfig = field(default_factory=DepthConfig)
 
 
-STAGES = ("vae", "latents", "unet", "export")
+STAGES = ("vae", "latents", "unet", "export", "depth")
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
-    """Merge schema <- YAML file <- key=value overrides; unknown keys are errors."""
-    schema = OmegaConf.structured(TrainConfig)
-    OmegaConf.set_struct(schema, True)
-    merged = OmegaConf.merge(schema, OmegaConf.load(path), OmegaConf.from_dotlist(overrides or []))
-    config: TrainConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
-    if config.until not in STAGES:
-        raise ValueError(f"until must be one of {list(STAGES)}; got {config.until!r}")
-    if len(config.unet.cross_attention_levels) != len(config.unet.block_out_channels):
-        raise ValueError("unet.cross_attention_levels must have one entry per block_out_channels")
-    return config
+    """Schema <- YAML file <- key=value overrides, strict as every config here (pipeline.config.load)."""
+    merged = config.load(path, overrides or [], schema=TrainConfig)
+    recipe: TrainConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    if recipe.until not in STAGES:
+        raise UserError(f"until must be one of {', '.join(STAGES)}; got '{recipe.until}'.")
+    if len(recipe.unet.cross_attention_levels) != len(recipe.unet.block_out_channels):
+        raise UserError("unet.cross_attention_levels must have one entry per unet.block_out_channels.")
+    return recipe

@@ -3,6 +3,7 @@
 import copy
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -48,8 +49,12 @@ def min_snr_weights(
 def diffusion_loss(
     models: Models, tokenizer: CLIPTokenizer, noise_scheduler: DDPMScheduler, latents: torch.Tensor,
     scenes: list[Scene], config: TrainConfig, step: int,
+    extra_channels: Callable[[list[Scene]], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """The step's min-SNR-weighted noise-prediction loss; its batch depends on (seed, step) only."""
+    """The step's min-SNR-weighted noise-prediction loss; its batch depends on (seed, step) only.
+
+    `extra_channels(scenes)` gives conditioning channels appended to the noisy latents (the depth model's).
+    """
     unet, text_encoder = models
     spec = config.unet
     rng = np.random.default_rng([config.seed, 3, step])
@@ -68,6 +73,8 @@ def diffusion_loss(
         0, noise_scheduler.config.num_train_timesteps, (len(picks),), generator=generator
     )
     noisy = noise_scheduler.add_noise(clean, noise, timesteps)
+    if extra_channels is not None:
+        noisy = torch.cat([noisy, extra_channels([scenes[i] for i in picks])], dim=1)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
         prediction = unet(noisy, timesteps, encoder_hidden_states=text_encoder(ids)[0]).sample
     per_sample = F.mse_loss(prediction.float(), noise, reduction="none").mean(dim=(1, 2, 3))
