@@ -21,7 +21,7 @@ class ModelConfig:
 
     path: str = "models/tiny-shapes"
     device: str = "auto"
-    dtype: str = "float32"
+    dtype: str = "auto"
     allow_pickle: bool = False
 
 
@@ -29,7 +29,7 @@ class ModelConfig:
 class SchedulerConfig:
     """A registry name (or A1111 display name) and overrides for the scheduler's config."""
 
-    name: str = "pndm"
+    name: str = "ddim"
     options: dict[str, Any] = field(default_factory=dict)
 
 
