@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import string
 from dataclasses import dataclass
 
 import torch
@@ -27,13 +28,21 @@ def truncated_text(tokenizer, prompt: str) -> str:
     return tokenizer.decode(ids[limit - 1 : -1])
 
 
+def closed_vocabulary(tokenizer) -> bool:
+    """True for a word-level vocabulary (like the shipped model's): it cannot spell a word letter by letter."""
+    vocab = tokenizer.get_vocab()
+    return not all(letter in vocab for letter in string.ascii_lowercase)
+
+
 def unknown_words(tokenizer, prompt: str) -> list[str]:
-    """Words the tokenizer can only map to its unknown token (a word-level vocabulary's blind spots)."""
-    unk = tokenizer.unk_token_id
+    """Words the model cannot read: ones that hit the unknown token, or, in a word-level vocabulary,
+    ones that are not a single token of it (they would be spelled from pieces of other words)."""
+    unk, closed = tokenizer.unk_token_id, closed_vocabulary(tokenizer)
     words = []
     for word in prompt.split():
         cleaned = word.strip(".,;:!?\"'()").lower()
-        if cleaned and unk in tokenizer(cleaned, add_special_tokens=False).input_ids:
+        ids = tokenizer(cleaned, add_special_tokens=False).input_ids if cleaned else []
+        if unk in ids or (closed and len(ids) > 1):
             words.append(cleaned)
     return words
 

@@ -9,6 +9,7 @@ from PIL import Image
 from pipeline import config, generate
 from pipeline.shapes.adherence import score_prompt_set
 from pipeline.shapes.evaluate import eval_specs
+from pipeline.text import warn_about_prompt
 
 ROOT = Path(__file__).resolve().parents[1]
 # Bars a little under what the default config scored on 3 seeds x 18 prompts (docs/shapes-model.md).
@@ -43,12 +44,14 @@ def test_default_run_writes_images(shipped, tmp_path):
 
 
 def test_unknown_words_are_named(shipped, caplog):
-    from pipeline.text import warn_about_prompt
-
     _, components = shipped
     with caplog.at_level(logging.WARNING, logger="pipeline"):
         warn_about_prompt(components.tokenizer, "a large red zebra in the centre, plaid background", "prompt")
     assert "does not know: zebra, plaid" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="pipeline"):
+        warn_about_prompt(components.tokenizer, "a small yellow triangle above a green square, white background", "p")
+    assert caplog.text == ""
 
 
 def test_model_folder_is_small_and_safetensors_only():
