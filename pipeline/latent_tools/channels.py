@@ -11,8 +11,7 @@ from PIL import Image
 
 from ..drawing import caption, colour_bar, colour_map, enlarge, grid, stack
 from ..run_folder import save_png
-from .common import ToolResult, check_images, encode_image, load_vae, start_run
-from .schema import check_section
+from .common import ToolResult, encoded_config_image, start_run
 
 def channel_ranges(latents: list[torch.Tensor]) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel minimum and maximum over one or more (1, C, h, w) latents, for a shared normalisation."""
@@ -43,11 +42,7 @@ def channel_panel(latent: torch.Tensor) -> Image.Image:
 
 def channels(cfg: DictConfig) -> ToolResult:
     """Write the channel panel and the RGB(A) preview of `image`'s latent; report each channel's mean and std."""
-    check_section(cfg)
-    plan = check_images(cfg, ["image"])
-    vae = load_vae(plan, cfg.model.allow_pickle)
-    [image] = plan.images
-    latent = encode_image(vae, image, cfg)
+    plan, vae, image, latent = encoded_config_image(cfg)
     preview = latent_preview(latent).resize(image.size, Image.NEAREST)
     shape = "x".join(str(n) for n in latent.shape[1:])
     panel = caption(channel_panel(latent), f"latent {shape} of {image.width}x{image.height} image (scaled by the VAE's "

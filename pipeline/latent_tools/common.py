@@ -18,6 +18,7 @@ from ..inputs import read_image
 from ..latents import decode, encode, from_pil, generators_for, to_pil
 from ..outputs import check_writable
 from ..run_folder import new_run_folder, save_text
+from .schema import check_section
 
 
 @dataclass
@@ -86,3 +87,12 @@ def summary(result: ToolResult) -> list[str]:
     lines = [f"{name}: {value:.4g}" for name, value in result.numbers.items()]
     lines += [f"{name}: {path}" for name, path in result.files.items()]
     return lines + [str(result.folder)]
+
+
+def encoded_config_image(cfg: DictConfig) -> tuple[ImagePlan, AutoencoderKL, Image.Image, torch.Tensor]:
+    """Check the config, load the VAE, and encode `image`: the start of roundtrip, channels and noise."""
+    check_section(cfg)
+    plan = check_images(cfg, ["image"])
+    vae = load_vae(plan, cfg.model.allow_pickle)
+    [image] = plan.images
+    return plan, vae, image, encode_image(vae, image, cfg)

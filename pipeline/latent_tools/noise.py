@@ -13,8 +13,7 @@ from ..drawing import caption, grid
 from ..latents import generators_for, initial_noise
 from ..run_folder import save_png
 from .channels import channel_ranges, latent_preview
-from .common import ToolResult, check_images, decode_image, encode_image, load_vae, start_run
-from .schema import check_section
+from .common import ToolResult, decode_image, encoded_config_image, start_run
 
 
 def timestep_for(level: float, train_steps: int) -> Optional[int]:
@@ -50,11 +49,7 @@ def seeded_noise(latent: torch.Tensor, seed: int) -> torch.Tensor:
 
 def noise(cfg: DictConfig) -> ToolResult:
     """Decode `image`'s latent at each of latents.noise_levels: decoded images above, latent previews below."""
-    check_section(cfg)
-    plan = check_images(cfg, ["image"])
-    vae = load_vae(plan, cfg.model.allow_pickle)
-    [image] = plan.images
-    latent = encode_image(vae, image, cfg)
+    plan, vae, image, latent = encoded_config_image(cfg)
     process = forward_process(plan.info.scheduler)
     epsilon = seeded_noise(latent, cfg.seed)
     levels = list(cfg.latents.noise_levels)

@@ -11,8 +11,7 @@ from PIL import Image
 
 from ..drawing import caption, grid
 from ..run_folder import save_png
-from .common import ToolResult, check_images, decode_image, encode_image, load_vae, start_run
-from .schema import check_section
+from .common import ToolResult, decode_image, encoded_config_image, start_run
 
 DIFFERENCE_GAIN = 4  # the difference panel is |original - reconstruction| x this, so small errors show
 
@@ -39,11 +38,7 @@ def difference(original: Image.Image, reconstruction: Image.Image, gain: int = D
 
 def roundtrip(cfg: DictConfig) -> ToolResult:
     """Encode `image` (mean, or a sample with `seed`), decode it, and write original | reconstruction | difference."""
-    check_section(cfg)
-    plan = check_images(cfg, ["image"])
-    vae = load_vae(plan, cfg.model.allow_pickle)
-    [image] = plan.images
-    latent = encode_image(vae, image, cfg)
+    plan, vae, image, latent = encoded_config_image(cfg)
     reconstruction = decode_image(vae, latent)
     score, factor = psnr(image, reconstruction), compression(image, latent)
     shape = "x".join(str(n) for n in latent.shape[1:])
