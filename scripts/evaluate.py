@@ -2,12 +2,10 @@
 
 import argparse
 import json
-import sys
 
 from pipeline import config
-from pipeline.cli import EXIT_USER_ERROR, setup_logging
-from pipeline.errors import UserError
 from pipeline.shapes.adherence import evaluate
+from pipeline.tool_cli import run_tool
 
 
 def main() -> int:
@@ -17,14 +15,7 @@ def main() -> int:
     parser.add_argument("overrides", nargs="*")
     parser.add_argument("--seeds", type=int, default=3, help="images per prompt")
     args = parser.parse_args()
-    setup_logging()
-    try:
-        result = evaluate(config.load(args.config, args.overrides), args.seeds)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    print(json.dumps(result, indent=2))
-    return 0
+    return run_tool(lambda: [json.dumps(evaluate(config.load(args.config, args.overrides), args.seeds), indent=2)])
 
 
 if __name__ == "__main__":
