@@ -12,9 +12,19 @@ EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
 
+class _PlainLines(logging.Formatter):
+    """'warning: ...' for warnings, 'note: ...' for the pipeline's notes (such as the dtype auto chose)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{'warning' if record.levelno >= logging.WARNING else 'note'}: {record.getMessage()}"
+
+
 def setup_logging() -> None:
-    """Warnings from the pipeline to stderr as plain lines; quiet the libraries' info chatter."""
-    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s", stream=sys.stderr)
+    """The pipeline's notes and every warning to stderr as plain lines; the libraries' info chatter stays quiet."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_PlainLines())
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    logging.getLogger("pipeline").setLevel(logging.INFO)
 
 
 def run_cli(config_path: str | None, overrides: list[str], list_schedulers: bool = False) -> int:

@@ -16,9 +16,6 @@ from transformers import AutoImageProcessor, AutoModelForDepthEstimation, CLIPTe
 
 from .errors import UserError
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-# model.dtype: auto -> per device, the dtype measured fastest within tolerance of float32 (docs/benchmarks.md).
-AUTO_DTYPES = {"cpu": torch.bfloat16, "cuda": torch.float16, "mps": torch.float16}
 DEVICES = ("auto", "cpu", "cuda", "mps")
 WEIGHTED = ("text_encoder", "unet", "vae")
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -71,15 +68,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "mps" and not torch.backends.mps.is_available():
         raise UserError("model.device is 'mps' but no MPS device is available on this machine.")
     return torch.device(name)
-
-
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """The torch dtype for a config name; 'auto' picks the measured best for the device."""
-    if name == "auto":
-        return AUTO_DTYPES[device.type]
-    if name not in DTYPES:
-        raise UserError(f"model.dtype must be one of auto, {', '.join(DTYPES)}; got '{name}'.")
-    return DTYPES[name]
 
 
 def _read_config(cls: type[ConfigMixin], path: str, subfolder: str) -> dict:

@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from . import __version__
-from .components import Components, ModelInfo, inspect_model, load_components, resolve_device, resolve_dtype
+from .components import Components, ModelInfo, inspect_model, load_components, resolve_device
 from .config import to_yaml
 from .errors import UserError
 from .guidance import is_guided
@@ -19,6 +19,7 @@ from .latents import decode, generators_for, to_pil
 from .loop import StepCallback, denoise
 from .outputs import a1111_parameters, check_writable, save_image
 from .performance import apply_performance, check_performance
+from .precision import DtypeChoice, announce, check_dtype_name, choose_dtype
 from .schedulers import SCHEDULERS, check_options, make_scheduler, resolve
 from .text import TextEmbeddings, encode_prompt, warn_about_prompt
 from .variants import VARIANTS
@@ -35,8 +36,13 @@ class Plan:
     height: int
     width: int
     device: torch.device
-    dtype: torch.dtype
+    precision: DtypeChoice
     output_dir: Path
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype the components are loaded in (model.dtype, with `auto` decided)."""
+        return self.precision.dtype
 
     @property
     def seeds(self) -> list[int]:
@@ -84,13 +90,14 @@ def check(cfg: DictConfig) -> Plan:
     check_options(scheduler, scheduler_options_of(cfg))
     _check_numbers(cfg)
     device = resolve_device(cfg.model.device)
-    dtype = resolve_dtype(cfg.model.dtype, device)
+    check_dtype_name(cfg.model.dtype)
     check_performance(cfg.performance, device)
     info = inspect_model(cfg.model.path, cfg.model.allow_pickle)
+    precision = choose_dtype(cfg.model.dtype, device, info.unet, info.vae)
     native = VARIANTS[cfg.task].check(cfg, info)
     height, width = _check_size(cfg, info, native)
     output_dir = check_writable(cfg.output_dir)
-    return Plan(cfg, info, scheduler, height, width, device, dtype, output_dir)
+    return Plan(cfg, info, scheduler, height, width, device, precision, output_dir)
 
 
 def generate_images(
@@ -146,8 +153,9 @@ def image_parameters(plan: Plan, seed: int) -> str:
 
 
 def image_config(plan: Plan, seed: int) -> str:
-    """The resolved config that reproduces exactly this one image."""
-    cfg = OmegaConf.merge(plan.cfg, {"seed": seed, "num_images": 1, "height": plan.height, "width": plan.width})
+    """The resolved config that reproduces exactly this one image (with the dtype `auto` chose on this machine)."""
+    cfg = OmegaConf.merge(plan.cfg, {"seed": seed, "num_images": 1, "height": plan.height, "width": plan.width,
+                                     "model": {"dtype": plan.precision.name}})
     return to_yaml(cfg)
 
 
@@ -156,6 +164,7 @@ def load(plan: Plan) -> Components:
     cfg = plan.cfg
     variant = VARIANTS[cfg.task]
     parts = variant.extra_parts(cfg) if hasattr(variant, "extra_parts") else ()
+    announce(plan.precision)
     components = load_components(plan.info, plan.device, plan.dtype, cfg.model.allow_pickle, parts)
     apply_performance(components, cfg.performance)
     return components

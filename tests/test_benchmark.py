@@ -3,18 +3,34 @@
 import json
 
 import pytest
+import torch
 
 from pipeline.bench.main import load_bench, run_benchmark
 from pipeline.bench.report import append_docs, markdown, write_json
+from pipeline.bench.measure import gemm_rate
 from pipeline.errors import UserError
+from pipeline.precision import cpu_bfloat16_support
+
+
+def test_gemm_probe_keeps_to_its_time_budget():
+    """An emulated dtype (bfloat16 on an AVX2-only CPU runs ~100x slower) must stop at small sizes, not run minutes."""
+    import time
+
+    start = time.perf_counter()
+    rate, n = gemm_rate(torch.device("cpu"), torch.float32, budget=0.3)
+    assert rate > 0 and 256 <= n <= 4096
+    assert time.perf_counter() - start < 0.3 * 4 + 1
 
 
 def test_benchmark_reports_every_measure(tiny_model, tmp_path):
-    bench = load_bench(None, [f"model={tiny_model}", "height=16", "width=16", "steps=2", "repeats=2",
+    bench = load_bench(None, [f"model={tiny_model}", "height=16", "width=16", "steps=2", "repeats=2", "gemm_budget_s=0.5",
                               "vae_tiling_size=32", "options=[guidance_1,guidance_cutoff,channels_last,vae_tiling]",
                               f"output_dir={tmp_path}", f"docs={tmp_path / 'bench.md'}"])
     result = run_benchmark(bench)
-    for dtype in ("float32", "bfloat16"):
+    native = cpu_bfloat16_support()[0]
+    assert list(result["same_work"]) == (["float32", "bfloat16"] if native else ["float32"])
+    assert ("bfloat16" in result["skipped_dtypes"]) == (not native)
+    for dtype in result["same_work"]:
         same = result["same_work"][dtype]
         assert len(same["ours_seconds"]) == len(same["diffusers_seconds"]) == 2
         assert same["ratio"]["min"] <= same["ratio"]["median"] <= same["ratio"]["max"]
@@ -27,7 +43,10 @@ def test_benchmark_reports_every_measure(tiny_model, tmp_path):
     text = markdown(result, bench)
     assert "ours / diffusers" in text and "guidance_cutoff" in text and "VAE decode of one 32x32" in text
     path = write_json(result, bench.output_dir)
-    assert json.loads(path.read_text())["auto_dtype"] == "bfloat16"
+    saved = json.loads(path.read_text())
+    assert saved["auto_dtype"] == "float32" and "too few" in saved["auto_reason"] or not native
+    assert saved["cpu"]["capability"] and saved["cpu"]["threads"] >= 1 and saved["cpu"]["model"]
+    assert f"capability {saved['cpu']['capability']}" in text
     doc = append_docs(text, bench.docs)
     assert doc.read_text().startswith("# Benchmarks")
 

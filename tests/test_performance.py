@@ -10,7 +10,7 @@ from PIL import Image
 
 from conftest import generators, make_config, max_pixel_difference
 from pipeline import generate
-from pipeline.components import inspect_model, load_components, resolve_dtype
+from pipeline.components import inspect_model, load_components
 from pipeline.errors import UserError
 from pipeline.latents import decode
 from pipeline.performance import apply_performance, check_performance
@@ -53,10 +53,6 @@ def test_guidance_cutoff_matches_diffusers_dynamic_cfg_callback(tiny_model, refe
     uncut = [Image.open(p) for p in generate.run(make_config(tiny_model, tmp_path / "full", steps=steps,
              scheduler__name="euler_a", seed=seed, num_images=2, prompt="a red circle"), progress=False)]
     assert max_pixel_difference(mine, uncut) > 0, "the cutoff changed nothing"
-
-
-def test_auto_dtype_is_bfloat16_on_cpu():
-    assert resolve_dtype("auto", torch.device("cpu")) == torch.bfloat16
 
 
 def test_options_are_applied(tiny_model):

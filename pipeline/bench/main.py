@@ -10,14 +10,16 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import config
-from ..components import inspect_model, load_components, resolve_device, resolve_dtype
+from ..components import inspect_model, load_components, resolve_device
 from ..errors import UserError
 from ..guidance import is_guided
 from ..performance import apply_performance
 from ..schedulers import resolve
-from .measure import gemm_rate, unet_flops
+from ..precision import DTYPES, choose_dtype, cpu_bfloat16_support
+from .measure import cpu_description, gemm_rate, unet_flops
 from .runs import pixel_error, reference_pipeline, run_diffusers, run_ours, vae_decode_cost
 from .schema import OPTIONS, BenchConfig
+from .sd15 import UNET as SD15_UNET
 from .sd15 import build_sd15
 
 
@@ -42,7 +44,27 @@ def run_config(bench, **overrides):
     return config.load(None, [f"{k}={v}" for k, v in items.items()])
 
 
-def build(bench, device: torch.device) -> dict[str, object]:
+def unet_config(bench) -> dict:
+    """The benchmarked UNet's config, read before anything is built."""
+    return dict(SD15_UNET) if bench.model == "sd15-random" else inspect_model(bench.model).unet
+
+
+def native_dtypes(names: list[str], device: torch.device) -> tuple[list[str], dict[str, str]]:
+    """The dtypes this device runs natively, and a reason for each one skipped (an emulated one runs for hours)."""
+    kept, skipped = [], {}
+    for name in names:
+        if device.type == "cpu" and name == "bfloat16" and not cpu_bfloat16_support()[0]:
+            skipped[name] = f"this CPU has no native bfloat16 ({cpu_bfloat16_support()[1]})"
+        elif device.type == "cpu" and name == "float16":
+            skipped[name] = "float16 matmuls are not native on CPUs"
+        elif device.type == "cuda" and name == "bfloat16" and not torch.cuda.is_bf16_supported():
+            skipped[name] = "this GPU has no native bfloat16"
+        else:
+            kept.append(name)
+    return kept, skipped
+
+
+def build(bench, dtypes: list[str], device: torch.device) -> dict[str, object]:
     """float32 components, plus a cast copy for every other dtype measured."""
     if bench.model == "sd15-random":
         base = build_sd15(device, torch.float32)
@@ -50,8 +72,8 @@ def build(bench, device: torch.device) -> dict[str, object]:
         base = load_components(inspect_model(bench.model), device, torch.float32)
     apply_performance(base, run_config(bench).performance)
     built = {"float32": base}
-    for name in bench.dtypes[1:]:
-        dtype = resolve_dtype(name, device)
+    for name in dtypes[1:]:
+        dtype = DTYPES[name]
         copy_ = copy.copy(base)
         for part in ("text_encoder", "unet", "vae"):
             setattr(copy_, part, copy.deepcopy(getattr(base, part)).to(dtype))
@@ -103,7 +125,7 @@ def shares(bench, built, seeds, device) -> dict:
         factor = 2 ** (len(components.vae.config.block_out_channels) - 1)
         flops = unet_flops(components.unet, batch, (bench.height // factor, bench.width // factor), context)
         achieved = flops * s["unet_calls"] / s["unet"]
-        peak = gemm_rate(device, components.dtype, bench.gemm_size)
+        peak, gemm_n = gemm_rate(device, components.dtype, bench.gemm_budget_s)
         result[name] = {
             "seconds": run.seconds,
             "share": {k: s[k] / run.seconds for k in ("unet", "text_encoder", "vae_decode")} | {"rest": rest / run.seconds},
@@ -112,6 +134,7 @@ def shares(bench, built, seeds, device) -> dict:
             "unet_gflop_per_call": flops / 1e9,
             "unet_gflops": achieved / 1e9,
             "gemm_gflops": peak / 1e9,
+            "gemm_n": gemm_n,
             "fraction_of_gemm": achieved / peak,
         }
     return result
@@ -156,15 +179,19 @@ def run_benchmark(bench) -> dict:
     """Build the model(s), then measure everything in one process so every ratio shares its conditions."""
     check(bench)
     device = resolve_device(bench.device)
-    auto = str(resolve_dtype("auto", device)).removeprefix("torch.")
-    if auto not in bench.dtypes:
-        raise UserError(f"dtypes must include {auto}, the dtype model.dtype auto picks on {device.type}.")
+    choice = choose_dtype("auto", device, unet_config(bench))
+    dtypes, skipped = native_dtypes(list(bench.dtypes), device)
+    if choice.name not in dtypes:
+        raise UserError(f"dtypes must include {choice.name}, the dtype model.dtype auto picks here ({choice.reason}).")
     torch.manual_seed(0)
-    built = build(bench, device)
+    built = build(bench, dtypes, device)
     seeds = [bench.seed + i for i in range(bench.num_images)]
     run_ours(built["float32"], run_config(bench), seeds)  # warm-up: first calls allocate and pick kernels
     result = {"device": device.type, "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "auto_dtype": auto, "same_work": same_work(bench, built, seeds)}
+              "cpu": cpu_description(), "auto_dtype": choice.name, "auto_reason": choice.reason,
+              "skipped_dtypes": skipped}
+    auto = choice.name
+    result["same_work"] = same_work(bench, built, seeds)
     result["shares"] = shares(bench, built, seeds, device)
     result["options"] = options(bench, built, seeds, auto)
     same = result["same_work"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import platform
 import threading
 import time
 from contextlib import contextmanager
@@ -90,15 +92,45 @@ def unet_flops(unet, batch: int, latent_hw: tuple[int, int], context: torch.Tens
     return counter.get_total_flops()
 
 
-def gemm_rate(device: torch.device, dtype: torch.dtype, n: int = 2048, repeats: int = 8) -> float:
-    """Achieved FLOP/s of an n x n matrix product in the dtype: this machine's practical peak."""
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    for _ in range(2):
-        a @ b
+def _product_seconds(a: torch.Tensor, b: torch.Tensor, device: torch.device, repeats: int) -> float:
+    """Mean wall seconds of one a @ b over `repeats` products."""
     sync(device)
     start = time.perf_counter()
     for _ in range(repeats):
         a @ b
     sync(device)
-    return 2 * n**3 * repeats / (time.perf_counter() - start)
+    return (time.perf_counter() - start) / repeats
+
+
+def gemm_rate(device: torch.device, dtype: torch.dtype, budget: float = 3.0, largest: int = 4096) -> tuple[float, int]:
+    """This machine's practical peak in the dtype: the best FLOP/s of n x n products, n doubling from 256 while
+    the next size fits the time budget (an emulated dtype stops at the small sizes instead of running minutes).
+
+    Returns (FLOP/s, the largest n measured)."""
+    spent, best, n = time.perf_counter(), 0.0, 256
+    while True:
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
+        once = _product_seconds(a, b, device, 1)  # also the warm-up
+        repeats = max(1, int(budget / 8 / once))
+        seconds = once if once > budget / 4 else _product_seconds(a, b, device, repeats)
+        best = max(best, 2 * n**3 / seconds)
+        left = budget - (time.perf_counter() - spent)
+        if n * 2 > largest or 8 * seconds * (1 + repeats) > left:
+            return best, n
+        n *= 2
+
+
+def cpu_description() -> dict[str, object]:
+    """The processor a figure was measured on: model name, torch's kernel capability, bfloat16 support, threads."""
+    from ..precision import cpu_bfloat16_support
+
+    model = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
+    except OSError:
+        pass
+    native, described = cpu_bfloat16_support()
+    return {"model": model, "capability": torch.backends.cpu.get_cpu_capability(), "bfloat16": described,
+            "native_bfloat16": native, "threads": torch.get_num_threads(), "cores": os.cpu_count()}

@@ -36,6 +36,8 @@ def markdown(result: dict, bench) -> str:
     lines = [
         f"## {stamp}: {bench.model}, {result['device']} ({result['threads']} threads), torch {result['torch']}",
         "",
+        _machine(result),
+        "",
         f"{bench.height}x{bench.width}, {bench.steps} steps, {bench.scheduler}, guidance {bench.guidance_scale}, "
         f"{bench.num_images} image(s), {bench.repeats} interleaved repeats.",
         "",
@@ -57,10 +59,11 @@ def markdown(result: dict, bench) -> str:
         _row("UNet share of the denoising loop (UNet / (UNet + rest))",
              [f"{100 * shares[d]['unet_share_of_denoising']:.2f}%" for d in dtypes]),
         _row("UNet GFLOP per call", [f"{shares[d]['unet_gflop_per_call']:.1f}" for d in dtypes]),
-        _row("UNet GFLOP/s vs GEMM GFLOP/s",
-             [f"{shares[d]['unet_gflops']:.0f} vs {shares[d]['gemm_gflops']:.0f} ({100 * shares[d]['fraction_of_gemm']:.0f}%)"
-              for d in dtypes]),
+        _row("UNet GFLOP/s vs GEMM GFLOP/s (GEMM n)",
+             [f"{shares[d]['unet_gflops']:.0f} vs {shares[d]['gemm_gflops']:.0f} ({100 * shares[d]['fraction_of_gemm']:.0f}%, "
+              f"n={shares[d]['gemm_n']})" for d in dtypes]),
         "",
+        *[f"{name} not measured: {why}." for name, why in result.get("skipped_dtypes", {}).items()],
         f"Our defaults (model.dtype auto = {result['auto_dtype']}) vs diffusers' default float32: "
         f"**{result['defaults_speedup']:.2f}x** faster; {result['auto_dtype']} vs float32 in our pipeline: "
         f"{result['auto_vs_float32_speedup']:.2f}x.",
@@ -68,6 +71,13 @@ def markdown(result: dict, bench) -> str:
     ]
     lines += _options(result["options"], result["auto_dtype"])
     return "\n".join(lines) + "\n"
+
+
+def _machine(result: dict) -> str:
+    """The processor line every section carries: a figure means nothing without the machine it came from."""
+    cpu = result["cpu"]
+    return (f"CPU: {cpu['model']}, {cpu['cores']} cores, torch capability {cpu['capability']} ({cpu['bfloat16']}), "
+            f"{cpu['threads']} torch threads. model.dtype auto -> {result['auto_dtype']}: {result['auto_reason']}.")
 
 
 def _options(options: dict, auto: str) -> list[str]:

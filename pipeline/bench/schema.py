@@ -23,10 +23,10 @@ class BenchConfig:
     seed: int = 0
     num_images: int = 1
     repeats: int = 3
-    dtypes: list[str] = field(default_factory=lambda: ["float32", "bfloat16"])
+    dtypes: list[str] = field(default_factory=lambda: ["float32", "bfloat16"])  # ones not native here are skipped
     options: list[str] = field(default_factory=lambda: ["guidance_1", "guidance_cutoff", "attention_slicing"])
     guidance_cutoff: float = 0.5
     vae_tiling_size: int = 1024
-    gemm_size: int = 2048
+    gemm_budget_s: float = 3.0
     output_dir: str = "outputs/bench"
     docs: Optional[str] = "docs/benchmarks.md"

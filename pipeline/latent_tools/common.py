@@ -10,13 +10,14 @@ from diffusers import AutoencoderKL
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from ..components import ModelInfo, inspect_model, resolve_device, resolve_dtype
+from ..components import ModelInfo, inspect_model, resolve_device
 from ..components import load_vae as load_model_vae
 from ..config import to_yaml
 from ..errors import UserError
 from ..inputs import read_image
 from ..latents import decode, encode, from_pil, generators_for, to_pil
 from ..outputs import check_writable
+from ..precision import DtypeChoice, announce, check_dtype_name, choose_dtype
 from ..run_folder import new_run_folder, save_text
 from .schema import check_section
 
@@ -27,9 +28,14 @@ class ImagePlan:
 
     info: ModelInfo
     device: torch.device
-    dtype: torch.dtype
+    precision: DtypeChoice
     output_dir: Path
     images: list[Image.Image]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype the VAE is loaded in (model.dtype, with `auto` decided)."""
+        return self.precision.dtype
 
 
 @dataclass
@@ -44,8 +50,9 @@ class ToolResult:
 def check_images(cfg: DictConfig, keys: list[str]) -> ImagePlan:
     """Check model, placement, output folder and the images named by `keys`, all before any weights load."""
     device = resolve_device(cfg.model.device)
-    dtype = resolve_dtype(cfg.model.dtype, device)
+    check_dtype_name(cfg.model.dtype)
     info = inspect_model(cfg.model.path, cfg.model.allow_pickle)
+    precision = choose_dtype(cfg.model.dtype, device, info.unet, info.vae)
     factor = info.vae_scale_factor
     images = [read_image(OmegaConf.select(cfg, key), key) for key in keys]
     for key, image in zip(keys, images):
@@ -57,11 +64,12 @@ def check_images(cfg: DictConfig, keys: list[str]) -> ImagePlan:
             first = images[0]
             raise UserError(f"{key} is {image.width}x{image.height} but {keys[0]} is {first.width}x{first.height}; "
                             "interpolated images must have one size.")
-    return ImagePlan(info, device, dtype, check_writable(cfg.output_dir), images)
+    return ImagePlan(info, device, precision, check_writable(cfg.output_dir), images)
 
 
 def load_vae(plan: ImagePlan, allow_pickle: bool) -> AutoencoderKL:
     """Only the VAE of the checked model."""
+    announce(plan.precision)
     return load_model_vae(plan.info.path, plan.device, plan.dtype, allow_pickle)
 
 
