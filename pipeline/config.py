@@ -44,6 +44,9 @@ class PerformanceConfig:
     vae_slicing: bool = False
     cpu_offload: bool = False
     guidance_cutoff: float = 1.0
+    deepcache_interval: int = 1
+    deepcache_branch: int = 0
+    token_merging: float = 0.0
 
 
 @dataclass

@@ -13,12 +13,13 @@ from PIL import Image
 from . import __version__
 from .components import Components, ModelInfo, inspect_model, load_components, resolve_device
 from .config import to_yaml
+from .deepcache import with_deepcache
 from .errors import UserError
 from .guidance import is_guided
 from .latents import decode, generators_for, to_pil
 from .loop import StepCallback, denoise
 from .outputs import a1111_parameters, check_writable, save_image
-from .performance import apply_performance, check_performance
+from .performance import apply_performance, check_model_fits, check_performance
 from .precision import DtypeChoice, announce, check_dtype_name, choose_dtype
 from .schedulers import SCHEDULERS, check_options, make_scheduler, resolve
 from .text import TextEmbeddings, encode_prompt, warn_about_prompt
@@ -94,6 +95,7 @@ def check(cfg: DictConfig) -> Plan:
     check_performance(cfg.performance, device)
     info = inspect_model(cfg.model.path, cfg.model.allow_pickle)
     precision = choose_dtype(cfg.model.dtype, device, info.unet, info.vae)
+    check_model_fits(cfg.performance, info.unet)
     native = VARIANTS[cfg.task].check(cfg, info)
     height, width = _check_size(cfg, info, native)
     output_dir = check_writable(cfg.output_dir)
@@ -125,9 +127,11 @@ def generate_images(
         )
     ctx = RunContext(cfg, components, scheduler, generators, height, width, noise)
     setup = VARIANTS[cfg.task].prepare(ctx)
+    perf = cfg.performance
+    unet = with_deepcache(components.unet, perf.deepcache_interval, perf.deepcache_branch)  # a fresh cache per batch
     latents = denoise(
-        components.unet, scheduler, setup, text, cfg.guidance_scale, cfg.guidance_rescale, generators,
-        callback=callback, progress=progress, guidance_cutoff=cfg.performance.guidance_cutoff,
+        unet, scheduler, setup, text, cfg.guidance_scale, cfg.guidance_rescale, generators,
+        callback=callback, progress=progress, guidance_cutoff=perf.guidance_cutoff,
     )
     images = decode(components.vae, latents)
     return to_pil(setup.finish(images) if setup.finish else images)

@@ -23,8 +23,9 @@ def test_gemm_probe_keeps_to_its_time_budget():
 
 
 def test_benchmark_reports_every_measure(tiny_model, tmp_path):
-    bench = load_bench(None, [f"model={tiny_model}", "height=16", "width=16", "steps=2", "repeats=2", "gemm_budget_s=0.5",
-                              "vae_tiling_size=32", "options=[guidance_1,guidance_cutoff,channels_last,vae_tiling]",
+    bench = load_bench(None, [f"model={tiny_model}", "height=16", "width=16", "steps=2", "repeats=2",
+                              "gemm_budget_s=0.5", "vae_tiling_size=32",
+                              "options=[guidance_1,guidance_cutoff,channels_last,deepcache,token_merging,vae_tiling]",
                               f"output_dir={tmp_path}", f"docs={tmp_path / 'bench.md'}"])
     result = run_benchmark(bench)
     native = cpu_bfloat16_support()[0]
@@ -39,9 +40,11 @@ def test_benchmark_reports_every_measure(tiny_model, tmp_path):
         assert result["shares"][dtype]["unet_gflop_per_call"] > 0
     assert result["same_work"]["float32"]["vs_diffusers_pixels"]["max"] <= 2  # the same work, the same image
     assert result["options"]["guidance_1"]["unet_seconds"] > 0
+    assert result["options"]["deepcache"]["psnr_vs_baseline"] < float("inf")  # a changed image
+    assert result["options"]["channels_last"]["psnr_vs_baseline"] > 30
     assert {"plain", "tiled"} <= set(result["options"]["vae_tiling"])
     text = markdown(result, bench)
-    assert "ours / diffusers" in text and "guidance_cutoff" in text and "VAE decode of one 32x32" in text
+    assert "ours / diffusers" in text and "guidance_cutoff" in text and "PSNR dB" in text and "VAE decode of one 32x32" in text
     path = write_json(result, bench.output_dir)
     saved = json.loads(path.read_text())
     assert saved["auto_dtype"] == "float32" and "too few" in saved["auto_reason"] or not native

@@ -17,7 +17,7 @@ from ..performance import apply_performance
 from ..schedulers import resolve
 from ..precision import DTYPES, choose_dtype, cpu_bfloat16_support
 from .measure import cpu_description, gemm_rate, unet_flops
-from .runs import pixel_error, reference_pipeline, run_diffusers, run_ours, vae_decode_cost
+from .runs import pixel_error, psnr, reference_pipeline, run_diffusers, run_ours, vae_decode_cost
 from .schema import OPTIONS, BenchConfig
 from .sd15 import UNET as SD15_UNET
 from .sd15 import build_sd15
@@ -153,19 +153,24 @@ def options(bench, built, seeds, auto: str) -> dict:
                 "tiled": vae_decode_cost(components, bench.vae_tiling_size, tiled=True),
             }
             continue
+        # DeepCache wraps the UNet per batch from the run config, leaving the shared UNet as it is; its UNet time
+        # would count the full passes only, so it is timed whole.
         overrides = {"guidance_1": {"guidance_scale": 1.0},
-                     "guidance_cutoff": {"performance.guidance_cutoff": bench.guidance_cutoff}}.get(option, {})
+                     "guidance_cutoff": {"performance.guidance_cutoff": bench.guidance_cutoff},
+                     "deepcache": {"performance.deepcache_interval": bench.deepcache_interval}}.get(option, {})
         variant = copy.copy(components)
-        if option in ("attention_slicing", "channels_last", "compile"):
+        if option in ("attention_slicing", "channels_last", "compile", "token_merging"):
             variant.unet = copy.deepcopy(components.unet)
-            apply_performance(variant, run_config(bench, **{f"performance.{option}": "true"}).performance)
+            value = bench.token_merging if option == "token_merging" else "true"
+            apply_performance(variant, run_config(bench, **{f"performance.{option}": value}).performance)
         cfg = run_config(bench, **overrides)
         warm = run_ours(variant, cfg, seeds) if option == "compile" else None
-        timed = run_ours(variant, cfg, seeds, sections=option != "compile")
+        timed = run_ours(variant, cfg, seeds, sections=option not in ("compile", "deepcache"))
         result[option] = {
             "seconds": timed.seconds,
             "vs_baseline": timed.seconds / base.seconds,
             "pixels_vs_baseline": pixel_error(timed.images, base.images),
+            "psnr_vs_baseline": psnr(timed.images, base.images),
         }
         if timed.sections:
             result[option]["unet_seconds"] = timed.sections["unet"]

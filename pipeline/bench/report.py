@@ -83,14 +83,14 @@ def _machine(result: dict) -> str:
 def _options(options: dict, auto: str) -> list[str]:
     """The options table, each against our default run in the auto dtype."""
     lines = [f"Options, each against our default run ({auto}, {options['baseline_seconds']:.2f} s):", "",
-             "| option | seconds | vs default | UNet time vs default | max pixel diff |", "|---|---|---|---|---|"]
+             "| option | seconds | vs default | UNet time vs default | max pixel diff | PSNR dB |", "|---|---|---|---|---|---|"]
     for name, o in options.items():
         if not isinstance(o, dict) or name == "vae_tiling":
             continue
         unet = f"{o['unet_vs_baseline']:.2f}" if "unet_vs_baseline" in o else "-"
         first = f" (first run {o['first_run_seconds']:.1f} s)" if "first_run_seconds" in o else ""
         lines.append(f"| {name} | {o['seconds']:.2f}{first} | {o['vs_baseline']:.2f} | {unet} | "
-                     f"{o['pixels_vs_baseline']['max']:.0f} |")
+                     f"{o['pixels_vs_baseline']['max']:.0f} | {o['psnr_vs_baseline']:.1f} |")
     if "vae_tiling" in options:
         t = options["vae_tiling"]
         lines += ["", f"VAE decode of one {t['size']}x{t['size']} image: plain {t['plain']['seconds']:.1f} s, "

@@ -91,6 +91,14 @@ def pixel_error(images: list[Image.Image], reference: list[Image.Image]) -> dict
     return {"max": float(diff.max()), "mean": float(diff.mean())}
 
 
+def psnr(images: list[Image.Image], reference: list[Image.Image]) -> float:
+    """Peak signal-to-noise ratio in dB of 8-bit images against a reference (inf when identical)."""
+    a = np.stack([np.asarray(i, dtype=np.float64) for i in images])
+    b = np.stack([np.asarray(i, dtype=np.float64) for i in reference])
+    mse = float(np.mean((a - b) ** 2))
+    return float("inf") if mse == 0 else float(10 * np.log10(255**2 / mse))
+
+
 def vae_decode_cost(components: Components, size: int, tiled: bool) -> dict[str, float]:
     """Seconds and peak memory of decoding one size x size image, plain or tiled."""
     vae = components.vae

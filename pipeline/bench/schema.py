@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-OPTIONS = ("guidance_1", "guidance_cutoff", "attention_slicing", "channels_last", "compile", "vae_tiling")
+OPTIONS = ("guidance_1", "guidance_cutoff", "attention_slicing", "channels_last", "compile", "deepcache", "token_merging",
+           "vae_tiling")
 
 
 @dataclass
@@ -26,6 +27,8 @@ class BenchConfig:
     dtypes: list[str] = field(default_factory=lambda: ["float32", "bfloat16"])  # ones not native here are skipped
     options: list[str] = field(default_factory=lambda: ["guidance_1", "guidance_cutoff", "attention_slicing"])
     guidance_cutoff: float = 0.5
+    deepcache_interval: int = 3
+    token_merging: float = 0.5
     vae_tiling_size: int = 1024
     gemm_budget_s: float = 3.0
     output_dir: str = "outputs/bench"
