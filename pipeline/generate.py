@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional
@@ -25,6 +27,8 @@ from .schedulers import SCHEDULERS, check_options, make_scheduler, resolve
 from .text import TextEmbeddings, encode_prompt, warn_about_prompt
 from .variants import VARIANTS
 from .variants.base import RunContext
+
+log = logging.getLogger("pipeline")
 
 
 @dataclass
@@ -177,12 +181,19 @@ def load(plan: Plan) -> Components:
 def run(cfg: DictConfig, progress: bool = True) -> Iterator[Path]:
     """Check, load, then generate batch by batch, yielding each image's path as soon as it is saved."""
     plan = check(cfg)
+    started = time.perf_counter()
     components = load(plan)
+    loaded = time.perf_counter()
     warn_about_prompt(components.tokenizer, cfg.prompt, "prompt")
     warn_about_prompt(components.tokenizer, cfg.negative_prompt, "negative_prompt")
-    seeds = plan.seeds
+    seeds, generating = plan.seeds, 0.0
     for start in range(0, len(seeds), cfg.batch_size):
         batch = seeds[start : start + cfg.batch_size]
+        began = time.perf_counter()
         images = generate_images(components, cfg, batch, plan.height, plan.width, progress=progress)
+        generating += time.perf_counter() - began
         for seed, image in zip(batch, images):
             yield save_image(image, plan.output_dir, str(seed), image_parameters(plan, seed), image_config(plan, seed))
+    log.info("%d image(s) generated in %.2f s (%d steps, %dx%d, %s, %d threads); loading took %.2f s.", len(seeds),
+             generating, cfg.steps, plan.width, plan.height, plan.precision.name, torch.get_num_threads(),
+             loaded - started)

@@ -61,3 +61,22 @@ def test_benchmark_config_errors():
         run_benchmark(load_bench(None, ["dtypes=[bfloat16]"]))
     with pytest.raises(UserError, match="unknown key 'stepz'"):
         load_bench(None, ["stepz=3"])
+
+
+def test_unet_call_table_and_width_sweep(tiny_model):
+    """scripts/bench_unet.py's measurements run end to end: every (dtype, mode) row and the width sweep."""
+    from pipeline.bench import unet_calls
+
+    cfg = unet_calls.load_unet_calls(None, [f"model={tiny_model}", "height=16", "width=16", "repeats=1",
+                                            "modes=[eager,channels_last,sdpa_math]", "widths=[8]", "widths_size=16",
+                                            "gemm_budget_s=0.2"])
+    result = unet_calls.run_unet_calls(cfg)
+    dtypes = ["float32", "bfloat16"] if cpu_bfloat16_support()[0] else ["float32"]
+    assert [(r["dtype"], r["mode"]) for r in result["modes"]] == [
+        (d, m) for d in dtypes for m in ("eager", "channels_last", "sdpa_math")]
+    assert all(r["seconds"] > 0 and 0 < r["fraction_of_gemm"] for r in result["modes"])
+    assert result["widths"][0]["params"] > 0 and all(result["widths"][0][d] > 0 for d in dtypes)
+    text = unet_calls.markdown(result, cfg)
+    assert "| float32 | sdpa_math |" in text and "SD-shaped UNets" in text
+    with pytest.raises(UserError, match="modes must be among"):
+        unet_calls.run_unet_calls(unet_calls.load_unet_calls(None, ["modes=[warp]"]))
