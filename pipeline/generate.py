@@ -160,11 +160,15 @@ def image_parameters(plan: Plan, seed: int) -> str:
     return a1111_parameters(cfg.prompt, cfg.negative_prompt, fields)
 
 
-def image_config(plan: Plan, seed: int) -> str:
-    """The resolved config that reproduces exactly this one image (with the dtype `auto` chose on this machine)."""
-    cfg = OmegaConf.merge(plan.cfg, {"seed": seed, "num_images": 1, "height": plan.height, "width": plan.width,
-                                     "model": {"dtype": plan.precision.name}})
-    return to_yaml(cfg)
+def image_config(plan: Plan, seed: int, batch: int = 1) -> str:
+    """The resolved config that reproduces this one image (with the dtype `auto` chose on this machine): byte for
+    byte when it was made in a batch of one; from a larger batch, within the float rounding a batch changes, which
+    a comment at the top says."""
+    cfg = OmegaConf.merge(plan.cfg, {"seed": seed, "num_images": 1, "batch_size": 1, "height": plan.height,
+                                     "width": plan.width, "model": {"dtype": plan.precision.name}})
+    note = (f"# Made in a batch of {batch} (batch_size {plan.cfg.batch_size}); alone, as below, it regenerates within "
+            "a level or two of 255 on a few pixels (README, batch_size).\n") if batch > 1 else ""
+    return note + to_yaml(cfg)
 
 
 def load(plan: Plan) -> Components:
@@ -193,7 +197,8 @@ def run(cfg: DictConfig, progress: bool = True) -> Iterator[Path]:
         images = generate_images(components, cfg, batch, plan.height, plan.width, progress=progress)
         generating += time.perf_counter() - began
         for seed, image in zip(batch, images):
-            yield save_image(image, plan.output_dir, str(seed), image_parameters(plan, seed), image_config(plan, seed))
+            yield save_image(image, plan.output_dir, str(seed), image_parameters(plan, seed),
+                             image_config(plan, seed, len(batch)))
     log.info("%d image(s) generated in %.2f s (%d steps, %dx%d, %s, %d threads); loading took %.2f s.", len(seeds),
              generating, cfg.steps, plan.width, plan.height, plan.precision.name, torch.get_num_threads(),
              loaded - started)

@@ -1,8 +1,8 @@
 """One UNet call, timed per way of running it, against this machine's GEMM rate; and where bfloat16 starts to pay.
 
 `modes`: eager (the default path: SDPA), channels_last, sdpa_math (SDPA's math back-end instead of the fused one),
-compile (torch.compile, inductor), compile_freezing (channels_last + inductor with freezing: weights folded and
-pre-packed for oneDNN). `widths`: SD-shaped UNets of block widths (w, 2w, 4w, 4w), each timed in float32 and
+compile (torch.compile, inductor), compile_freezing (inductor with freezing: weights folded and pre-packed for oneDNN;
+what `performance.compile` does on the CPU). `widths`: SD-shaped UNets of block widths (w, 2w, 4w, 4w), each timed in float32 and
 bfloat16, for the dtype rule's size threshold (pipeline/precision.py).
 """
 
@@ -66,15 +66,12 @@ def build_unet(unet_config: dict, dtype: torch.dtype, device: torch.device, path
 def _call(unet, mode: str, sample: torch.Tensor, context: torch.Tensor) -> Callable[[], torch.Tensor]:
     """The UNet call for one mode, ready to time."""
     t = torch.tensor(500, device=sample.device)
-    if mode in ("channels_last", "compile_freezing"):
+    if mode == "channels_last":
         unet = unet.to(memory_format=torch.channels_last)
         sample = sample.to(memory_format=torch.channels_last)
     if mode.startswith("compile"):
-        import torch._inductor.config as inductor
-
-        inductor.freezing = mode == "compile_freezing"
         torch._dynamo.reset()
-        unet = torch.compile(unet, dynamic=False)
+        unet = torch.compile(unet, dynamic=False, options={"freezing": mode == "compile_freezing"})
     backend = nullcontext
     if mode == "sdpa_math":
         from torch.nn.attention import SDPBackend, sdpa_kernel
