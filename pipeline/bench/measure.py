@@ -13,6 +13,11 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 
+# Environment variables that cap the instruction sets torch, oneDNN and MKL use: set, they make this CPU behave as
+# an older one (how the AVX2-only figures in docs/benchmarks.md were measured on an AVX-512 machine).
+ISA_LIMITS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+
+
 def sync(device: torch.device) -> None:
     """Wait for queued GPU work so a clock reading means something."""
     if device.type == "cuda":
@@ -132,5 +137,13 @@ def cpu_description() -> dict[str, object]:
     except OSError:
         pass
     native, described = cpu_bfloat16_support()
+    limits = {name: os.environ[name] for name in ISA_LIMITS if os.environ.get(name)}
     return {"model": model, "capability": torch.backends.cpu.get_cpu_capability(), "bfloat16": described,
-            "native_bfloat16": native, "threads": torch.get_num_threads(), "cores": os.cpu_count()}
+            "native_bfloat16": native, "threads": torch.get_num_threads(), "cores": os.cpu_count(), "limits": limits}
+
+
+def describe_cpu(cpu: dict) -> str:
+    """One line for a report: the CPU, what torch dispatches, bfloat16, threads, and any instruction-set caps."""
+    capped = ", ".join(f"{k}={v}" for k, v in cpu.get("limits", {}).items())
+    return (f"CPU: {cpu['model']}, {cpu['cores']} cores, torch capability {cpu['capability']} ({cpu['bfloat16']}), "
+            f"{cpu['threads']} torch threads" + (f"; instruction sets capped by {capped}" if capped else "") + ".")

@@ -6,6 +6,8 @@ import json
 import time
 from pathlib import Path
 
+from .measure import describe_cpu
+
 
 def _median(values: list[float]) -> float:
     """Median of a short list."""
@@ -75,9 +77,7 @@ def markdown(result: dict, bench) -> str:
 
 def _machine(result: dict) -> str:
     """The processor line every section carries: a figure means nothing without the machine it came from."""
-    cpu = result["cpu"]
-    return (f"CPU: {cpu['model']}, {cpu['cores']} cores, torch capability {cpu['capability']} ({cpu['bfloat16']}), "
-            f"{cpu['threads']} torch threads. model.dtype auto -> {result['auto_dtype']}: {result['auto_reason']}.")
+    return f"{describe_cpu(result['cpu'])} model.dtype auto -> {result['auto_dtype']}: {result['auto_reason']}."
 
 
 def _options(options: dict, auto: str) -> list[str]:

@@ -22,7 +22,7 @@ from ..components import inspect_model, resolve_device
 from ..errors import UserError
 from ..precision import DTYPES
 from .main import native_dtypes
-from .measure import cpu_description, gemm_rate, unet_flops
+from .measure import cpu_description, describe_cpu, gemm_rate, unet_flops
 from .sd15 import UNET as SD15_UNET
 
 MODES = ("eager", "channels_last", "sdpa_math", "compile", "compile_freezing")
@@ -162,11 +162,9 @@ def run_unet_calls(cfg) -> dict:
 
 def markdown(result: dict, cfg) -> str:
     """A dated section for docs/benchmarks.md."""
-    cpu = result["cpu"]
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [f"## {stamp}: one UNet call, {cfg.model}, {result['device']}, torch {result['torch']}", "",
-             f"CPU: {cpu['model']}, {cpu['cores']} cores, torch capability {cpu['capability']} ({cpu['bfloat16']}), "
-             f"{cpu['threads']} torch threads.", ""]
+             describe_cpu(result["cpu"]), ""]
     lines += [f"{name} not measured: {why}." for name, why in result["skipped_dtypes"].items()]
     if result["modes"]:
         lines += [f"{cfg.height}x{cfg.width}, batch {cfg.batch} (one guided step), best of {cfg.repeats} calls "
