@@ -8,6 +8,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .nonfinite import NonFiniteError, decode_failure, is_finite
+
 log = logging.getLogger("pipeline")
 
 
@@ -28,13 +30,16 @@ def decode(vae, latents: torch.Tensor) -> torch.Tensor:
     """Latents -> images in [0, 1]: undo the scaling factor, decode, map [-1, 1] to [0, 1].
 
     A half-precision decode that overflows to NaN is retried once in float32, and the VAE stays there.
+    Images that are still not finite raise NonFiniteError, never a black picture.
     """
     with torch.no_grad():
         images = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
-        if vae.dtype != torch.float32 and not torch.isfinite(images).all():
+        if vae.dtype != torch.float32 and not is_finite(images):
             log.warning(f"the VAE decode in {vae.dtype} gave NaN or inf; decoding again in float32")
             vae.to(torch.float32)
             images = vae.decode(latents.float() / vae.config.scaling_factor, return_dict=False)[0]
+        if not is_finite(images):
+            raise NonFiniteError(decode_failure(latents, images))
     return (images / 2 + 0.5).clamp(0, 1)
 
 
