@@ -1,12 +1,14 @@
 """Nothing non-finite is saved as an image: NaN or inf latents or decodes stop the run with exit code 3 and one
-sentence naming the step and the likely cause; a comparison cell that goes NaN is an error cell; every float key's
-NaN, inf and overflowing values are refused before weights load."""
+sentence naming the step and the likely cause; a comparison cell that goes NaN is an error cell; a flat or 16-bit
+depth map gives a finite image; every float key's NaN, inf and overflowing values are refused before weights load."""
 
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from bad_inputs import Case
@@ -14,7 +16,9 @@ from bad_inputs.nonfinite import CASES
 from conftest import make_config
 from pipeline import cli, compare, compare_config, generate
 from pipeline.nonfinite import NonFiniteError, step_failure
+from pipeline.tiny_model import build_tiny_model
 from pipeline.tool_cli import run_tool
+from pipeline.variants.depth2img import normalised_depth
 from test_reliability_table import run_tool_in_process, task_file
 
 NAN = float("nan")
@@ -139,6 +143,43 @@ def test_a_comparison_whose_every_cell_goes_nan_finishes_with_error_cells(nan_un
     out = capsys.readouterr().out
     assert code == 0 and " error  NonFiniteError: the latents became NaN at step 1 of 1" in out
     assert not list(tmp_path.glob("*/0*.png"))
+
+
+@pytest.fixture(scope="module")
+def depth_model(tmp_path_factory):
+    return build_tiny_model(tmp_path_factory.mktemp("tiny5") / "model", unet_in_channels=5)
+
+
+def depth_picture(tmp_path: Path, array: np.ndarray) -> Path:
+    path = tmp_path / f"depth-{array.dtype}.png"
+    Image.fromarray(array).save(path)
+    return path
+
+
+@pytest.mark.parametrize("depth", [np.full((16, 16), 128, np.uint8), np.full((16, 16), 4000, np.uint16),
+                                   (np.arange(256, dtype=np.uint16).reshape(16, 16) * 200 + 10000)],
+                         ids=["flat 8-bit", "flat 16-bit", "16-bit gradient"])
+def test_flat_and_16_bit_depth_maps_give_a_finite_image(depth, depth_model, tmp_path, capsys):
+    picture = tmp_path / "image.png"
+    Image.fromarray((np.random.default_rng(0).random((16, 16, 3)) * 255).astype(np.uint8)).save(picture)
+    code = run_cli(tmp_path, f"model.path={depth_model}", "task=depth2img", f"image={picture}",
+                   f"depth_map={depth_picture(tmp_path, depth)}")
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    image = np.asarray(Image.open(captured.out.split()[0]))
+    assert image.std() > 0, "a constant (black) picture"
+
+
+def test_normalised_depth_maps_flat_to_zero_and_stretches_the_rest():
+    flat = normalised_depth(torch.full((2, 16, 16), 0.7), (8, 8))  # bicubic of a constant rounds: still flat
+    assert torch.equal(flat, torch.zeros(2, 1, 8, 8))
+    assert torch.equal(normalised_depth(torch.zeros(1, 16, 16), (8, 8)), torch.zeros(1, 1, 8, 8))
+    sixteen_bit = torch.linspace(0, 65535, 256).reshape(1, 16, 16)
+    one_step = torch.full((1, 16, 16), 100 / 255)
+    one_step[0, :, 8:] = 101 / 255  # one 8-bit grey level apart: a real (shallow) depth, not flat
+    for depth in (sixteen_bit, one_step):
+        stretched = normalised_depth(depth, (8, 8))
+        assert torch.isfinite(stretched).all() and (stretched.amin(), stretched.amax()) == (-1, 1)
 
 
 def test_loop_check_raises_before_any_save(tiny_model, tmp_path):
