@@ -1,4 +1,5 @@
-"""Command-line behaviour shared by the scripts: user errors as one line and exit code 2, paths on stdout."""
+"""Command-line behaviour shared by the scripts: user errors as one line and exit code 2, a result that became NaN
+or inf as one line and exit code 3, paths on stdout."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import sys
 
 from . import config, generate, schedulers
 from .errors import UserError
+from .nonfinite import NonFiniteError
 
 EXIT_USER_ERROR = 2
+EXIT_NON_FINITE = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -44,6 +47,10 @@ def run_cli(config_path: str | None, overrides: list[str], list_schedulers: bool
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except NonFiniteError as err:  # nothing of the failing batch was saved; the batches before it are kept
+        print(f"error: {err}", file=sys.stderr)
+        print("\n".join(str(p) for p in written))
+        return EXIT_NON_FINITE
     except KeyboardInterrupt:
         print(f"interrupted: {len(written)} image(s) were finished and kept.", file=sys.stderr)
         print("\n".join(str(p) for p in written))

@@ -18,6 +18,7 @@ from .config import to_yaml
 from .drawing import caption, grid
 from .errors import UserError
 from .generate import Plan, check, generate_images, image_config, image_parameters, load
+from .guidance import MAX_GUIDANCE_SCALE
 from .outputs import save_image
 from .run_folder import new_run_folder, save_png, save_text
 from .text import warn_about_prompt
@@ -60,7 +61,8 @@ def plan_cells(cfg: DictConfig) -> tuple[Plan, list[Cell]]:
     """Check the whole comparison and lay out its cells, row by row, before any weights load."""
     entries = scheduler_entries(cfg)
     steps = numbers(cfg.compare.steps, cfg.steps, "steps", 1, "an integer >= 1")
-    scales = numbers(cfg.compare.guidance_scales, cfg.guidance_scale, "guidance_scales", 0, "a number >= 0")
+    scales = numbers(cfg.compare.guidance_scales, cfg.guidance_scale, "guidance_scales", 0,
+                     f"a number in [0, {MAX_GUIDANCE_SCALE:g}]", MAX_GUIDANCE_SCALE)
     if cfg.num_images != 1:
         raise UserError(f"num_images must be 1 for a comparison (one image per cell, from seed); got {cfg.num_images}.")
     plan = check(generation_config(cfg, SECTION))

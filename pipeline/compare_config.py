@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -85,13 +86,14 @@ def scheduler_entries(cfg: DictConfig) -> list[Entry]:
     return [_entry(i, item) for i, item in enumerate(items)]
 
 
-def numbers(values: Optional[list], default: float, key: str, lowest: float, must: str) -> list:
-    """A list of steps or guidance scales (the run's own value when null), each checked against its lower bound."""
+def numbers(values: Optional[list], default: float, key: str, lowest: float, must: str,
+            highest: float = math.inf) -> list:
+    """A list of steps or guidance scales (the run's own value when null), each checked against its bounds."""
     if values is None:
         return [default]
     if len(values) == 0:
         raise UserError(f"compare.{key} must be a non-empty list or null; got [].")
     for i, value in enumerate(values):
-        if value < lowest:
+        if not lowest <= value <= highest:  # NaN fails too
             raise UserError(f"compare.{key}[{i}] must be {must}; got {value}.")
     return list(values)

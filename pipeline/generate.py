@@ -17,7 +17,7 @@ from .components import Components, ModelInfo, inspect_model, load_components, r
 from .config import to_yaml
 from .deepcache import with_deepcache
 from .errors import UserError
-from .guidance import is_guided
+from .guidance import MAX_GUIDANCE_SCALE, is_guided
 from .latents import decode, generators_for, to_pil
 from .loop import StepCallback, denoise
 from .outputs import a1111_parameters, check_writable, save_image
@@ -61,12 +61,12 @@ def scheduler_options_of(cfg: DictConfig) -> dict:
 
 
 def _check_numbers(cfg: DictConfig) -> None:
-    """Ranges the schema's types cannot express."""
+    """Ranges the schema's types cannot express (a NaN fails every range, inf every bounded one)."""
     rules = [
         ("steps", cfg.steps >= 1, "an integer >= 1"),
         ("num_images", cfg.num_images >= 1, "an integer >= 1"),
         ("batch_size", cfg.batch_size >= 1, "an integer >= 1"),
-        ("guidance_scale", cfg.guidance_scale >= 0, "a number >= 0"),
+        ("guidance_scale", 0 <= cfg.guidance_scale <= MAX_GUIDANCE_SCALE, f"a number in [0, {MAX_GUIDANCE_SCALE:g}]"),
         ("guidance_rescale", 0 <= cfg.guidance_rescale <= 1, "a number in [0, 1]"),
     ]
     for key, ok, must in rules:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import torch
 
+# The largest guidance_scale a config may ask for: UIs cap CFG at 30 (AUTOMATIC1111) or 100 (ComfyUI); far beyond,
+# uncond + scale * (cond - uncond) overflows half precision and a scale of 1e30 overflows even float32.
+MAX_GUIDANCE_SCALE = 100.0
+
 
 def is_guided(guidance_scale: float, unet_config) -> bool:
     """CFG runs when the scale exceeds 1 and the UNet is not guidance-distilled (diffusers' rule)."""

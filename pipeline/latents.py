@@ -8,7 +8,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .nonfinite import NonFiniteError, decode_failure, is_finite
+
 log = logging.getLogger("pipeline")
+FLOAT32_DECODE = "decodes_in_float32"  # set on a half-precision VAE whose decode has overflowed once
 
 
 def generators_for(seeds: list[int]) -> list[torch.Generator]:
@@ -27,15 +30,41 @@ def initial_noise(
 def decode(vae, latents: torch.Tensor) -> torch.Tensor:
     """Latents -> images in [0, 1]: undo the scaling factor, decode, map [-1, 1] to [0, 1].
 
-    A half-precision decode that overflows to NaN is retried once in float32, and the VAE stays there.
+    A half-precision decode that overflows to NaN is retried in float32, and every later decode of the run goes
+    straight to float32; between decodes the VAE keeps its dtype, so img2img's encodes (and so every image) stay
+    what the same seed gives alone. Images that are still not finite raise NonFiniteError, never a black picture.
     """
     with torch.no_grad():
-        images = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
-        if vae.dtype != torch.float32 and not torch.isfinite(images).all():
-            log.warning(f"the VAE decode in {vae.dtype} gave NaN or inf; decoding again in float32")
-            vae.to(torch.float32)
-            images = vae.decode(latents.float() / vae.config.scaling_factor, return_dict=False)[0]
+        if getattr(vae, FLOAT32_DECODE, False):
+            images = _decode_in_float32(vae, latents)
+        else:
+            images = _vae_decode(vae, latents)
+            if vae.dtype != torch.float32 and not is_finite(images):
+                log.warning(f"the VAE decode in {vae.dtype} gave NaN or inf; decoding again in float32, "
+                            "as the rest of the run will")
+                setattr(vae, FLOAT32_DECODE, True)
+                images = _decode_in_float32(vae, latents)
+        if not is_finite(images):
+            raise NonFiniteError(decode_failure(latents, images))
     return (images / 2 + 0.5).clamp(0, 1)
+
+
+def _vae_decode(vae, latents: torch.Tensor) -> torch.Tensor:
+    """The VAE's decode of scaled latents, given in the VAE's dtype."""
+    return vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+
+
+def _decode_in_float32(vae, latents: torch.Tensor) -> torch.Tensor:
+    """Decode with the VAE cast to float32, then cast it back (exactly: its weights were loaded in its dtype).
+
+    torch's own Module.to, because diffusers' warns on every dtype cast of a model.
+    """
+    dtype = vae.dtype
+    torch.nn.Module.to(vae, torch.float32)
+    try:
+        return _vae_decode(vae, latents)
+    finally:
+        torch.nn.Module.to(vae, dtype)
 
 
 def encode(vae, images: torch.Tensor, generators: list[torch.Generator] | None) -> torch.Tensor:

@@ -9,6 +9,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .guidance import guide, scale_embedding
+from .nonfinite import NonFiniteError, is_finite, step_failure
 from .schedulers import step_kwargs
 from .text import TextEmbeddings
 
@@ -58,6 +59,7 @@ def denoise(
     """Run the scheduler from setup.latents over setup.timesteps and return the final latents.
 
     With guidance_cutoff < 1, steps from int(len(timesteps) * cutoff) on skip the unconditional pass.
+    Latents that stop being finite raise NonFiniteError naming the step and the likely cause.
     """
     latents = setup.latents
     guided_steps = int(len(setup.timesteps) * guidance_cutoff) if text.uncond is not None else 0
@@ -71,13 +73,14 @@ def denoise(
         model_in = scheduler.scale_model_input(model_in, t)
         if setup.model_input is not None:
             model_in = setup.model_input(model_in, t)
-        noise = unet(model_in, t, encoder_hidden_states=context, timestep_cond=timestep_cond, return_dict=False)[0]
-        if guided:
-            uncond, cond = noise.chunk(2)
-            noise = guide(uncond, cond, guidance_scale, guidance_rescale)
+        prediction = unet(model_in, t, encoder_hidden_states=context, timestep_cond=timestep_cond, return_dict=False)[0]
+        noise = guide(*prediction.chunk(2), guidance_scale, guidance_rescale) if guided else prediction
         latents = scheduler.step(noise, t, latents, **extra, return_dict=False)[0]
         if setup.after_step is not None:
             latents = setup.after_step(latents, i, t)
+        if not is_finite(latents):  # one small reduction per step; the cause is looked for only on failure
+            raise NonFiniteError(step_failure(i, len(setup.timesteps), scheduler, setup.latents, model_in, prediction,
+                                              noise, latents, guidance_scale))
         if callback is not None:
             callback(i, t, latents)
     return latents

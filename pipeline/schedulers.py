@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -82,7 +83,7 @@ def resolve(name: str) -> str:
 
 
 def check_options(name: str, options: Mapping[str, Any]) -> None:
-    """Refuse option keys the scheduler class does not take (diffusers would ignore a typo silently)."""
+    """Refuse option keys the scheduler class does not take (diffusers would ignore a typo silently), and NaN or inf."""
     spec = SCHEDULERS[resolve(name)]
     known = set(inspect.signature(spec.cls.__init__).parameters) - {"self"}
     unknown = sorted(set(options) - known)
@@ -91,6 +92,20 @@ def check_options(name: str, options: Mapping[str, Any]) -> None:
             f"scheduler.options has keys {spec.cls.__name__} does not take: {', '.join(unknown)} "
             f"(known: {', '.join(sorted(known))})."
         )
+    for key, value in options.items():
+        if not _finite(value):
+            raise UserError(f"scheduler.options.{key} must hold finite numbers only; got {value!r}.")
+
+
+def _finite(value: Any) -> bool:
+    """False when a number in the value (a float, or one inside a list or mapping) is NaN or inf."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return all(_finite(v) for v in value)
+    if isinstance(value, Mapping):
+        return all(_finite(v) for v in value.values())
+    return True
 
 
 def scheduler_options(name: str, options: Mapping[str, Any], seeds: list[int]) -> dict[str, Any]:

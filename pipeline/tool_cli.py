@@ -1,22 +1,27 @@
-"""Command-line behaviour of the tool scripts: printed result lines, user errors as one line and exit code 2."""
+"""Command-line behaviour of the tool scripts: printed result lines, user errors as one line and exit code 2
+(a result that became NaN or inf: exit code 3)."""
 
 from __future__ import annotations
 
 import sys
 from typing import Callable
 
-from .cli import EXIT_INTERRUPTED, EXIT_USER_ERROR, setup_logging
+from .cli import EXIT_INTERRUPTED, EXIT_NON_FINITE, EXIT_USER_ERROR, setup_logging
 from .errors import UserError
+from .nonfinite import NonFiniteError
 
 
 def run_tool(action: Callable[[], list[str]]) -> int:
-    """Run a tool and print its result lines; a UserError is 'error: ...' on stderr and exit code 2."""
+    """Run a tool and print its result lines; a UserError is 'error: ...' on stderr and exit code 2, NaN or inf 3."""
     setup_logging()
     try:
         lines = action()
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except NonFiniteError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_NON_FINITE
     except KeyboardInterrupt:
         print("interrupted: the files finished so far are kept.", file=sys.stderr)
         return EXIT_INTERRUPTED

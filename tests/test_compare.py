@@ -137,7 +137,7 @@ BAD = [
     ("compare.schedulers=ddim", "compare.schedulers must be 'all', a non-empty list"),
     ("compare.steps=[5, 0]", "compare.steps[1] must be an integer >= 1; got 0."),
     ("compare.steps=[]", "compare.steps must be a non-empty list or null"),
-    ("compare.guidance_scales=[-1]", "compare.guidance_scales[0] must be a number >= 0"),
+    ("compare.guidance_scales=[-1]", "compare.guidance_scales[0] must be a number in [0, 100]; got -1"),
     ("compare.stpes=[5]", "unknown key 'compare.stpes'"),
     ("num_images=2", "num_images must be 1"),
 ]

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 
@@ -14,6 +16,8 @@ from .base import RunContext, check_strength, cut_timesteps, input_size, require
 from .img2img import load_image, noised_latents
 
 ESTIMATOR = ("depth_estimator", "feature_extractor")
+FLAT = 1e-5  # a map whose values differ by less than this share of their size is flat (bicubic rounding is ~1e-7)
+log = logging.getLogger("pipeline")
 
 
 def check(cfg, info: ModelInfo) -> tuple[int, int]:
@@ -54,18 +58,25 @@ def given_depth(ctx: RunContext) -> torch.Tensor:
 def normalised_depth(depth: torch.Tensor, latent_hw: tuple[int, int]) -> torch.Tensor:
     """(N, H, W) depth -> (N, 1, h, w) on the latent grid (bicubic), each map stretched to [-1, 1].
 
-    The same preprocessing as diffusers' prepare_depth_map; the shapes depth model is trained on it too.
+    The same preprocessing as diffusers' prepare_depth_map; the shapes depth model is trained on it too. A flat
+    map (one value everywhere, up to rounding) holds no depth to stretch: it becomes 0, the middle of the range,
+    where diffusers divides by zero and the image comes out black.
     """
     depth = torch.nn.functional.interpolate(depth.unsqueeze(1), size=latent_hw, mode="bicubic", align_corners=False)
     low = torch.amin(depth, dim=[1, 2, 3], keepdim=True)
     high = torch.amax(depth, dim=[1, 2, 3], keepdim=True)
-    return 2.0 * (depth - low) / (high - low) - 1.0
+    span = high - low
+    flat = span <= FLAT * torch.maximum(high.abs(), low.abs())
+    stretched = 2.0 * (depth - low) / torch.where(flat, torch.ones_like(span), span) - 1.0
+    return torch.where(flat, torch.zeros_like(stretched), stretched)
 
 
 def depth_condition(ctx: RunContext, depth: torch.Tensor) -> torch.Tensor:
-    """The depth channel for every image of the batch, in the run's dtype."""
-    condition = normalised_depth(depth.to(ctx.dtype), ctx.latent_shape[1:])
-    return condition.repeat(len(ctx.generators), 1, 1, 1)
+    """The depth channel for every image of the batch, normalised in float32, then in the run's dtype."""
+    condition = normalised_depth(depth.float(), ctx.latent_shape[1:])
+    if not bool(condition.abs().amax(dim=[1, 2, 3]).all()):
+        log.warning("the depth map is flat (one value everywhere); depth2img conditions on a constant middle depth")
+    return condition.to(ctx.dtype).repeat(len(ctx.generators), 1, 1, 1)
 
 
 def prepare(ctx: RunContext) -> LoopSetup:

@@ -1,0 +1,58 @@
+"""NaN and inf in a run: the error that stops it before anything non-finite is saved, and the sentence naming
+where the values stopped being finite and the likely cause (worked out only once a check has failed)."""
+
+from __future__ import annotations
+
+import torch
+
+
+class NonFiniteError(Exception):
+    """A tensor of the run became NaN or inf: one sentence, exit code 3, and nothing of that batch is saved."""
+
+
+def is_finite(tensor: torch.Tensor) -> bool:
+    """Whether every value is finite: one reduction, one device sync."""
+    return bool(torch.isfinite(tensor).all())
+
+
+def what(tensor: torch.Tensor) -> str:
+    """'NaN' when any value is NaN, else 'inf'."""
+    return "NaN" if bool(torch.isnan(tensor).any()) else "inf"
+
+
+def dtype_name(tensor: torch.Tensor) -> str:
+    """float32, float16 or bfloat16."""
+    return str(tensor.dtype).removeprefix("torch.")
+
+
+def step_failure(
+    step: int, total: int, scheduler, start: torch.Tensor, model_in: torch.Tensor, prediction: torch.Tensor,
+    guided: torch.Tensor, latents: torch.Tensor, guidance_scale: float,
+) -> str:
+    """The sentence for latents that are not finite after `step` (0-based): the first stage whose output was not."""
+    where = f"the latents became {what(latents)} at step {step + 1} of {total} (scheduler {type(scheduler).__name__})"
+    if not is_finite(start):
+        sigma = float(getattr(scheduler, "init_noise_sigma", 1.0))
+        cause = (f"the starting latents were not finite: the scheduler's noise scale (init_noise_sigma {sigma:g}, "
+                 "from its options) or the encoded input image holds NaN or inf")
+    elif not is_finite(model_in):
+        cause = ("the UNet's input was not finite: the task's extra channels (mask, masked image or depth) "
+                 "hold NaN or inf")
+    elif not is_finite(prediction):
+        cause = (f"the UNet returned {what(prediction)} on finite input: its weights hold NaN or inf, "
+                 f"or it overflowed in {dtype_name(prediction)}")
+    elif not is_finite(guided):
+        cause = (f"classifier-free guidance overflowed: guidance_scale {guidance_scale:g} is too large "
+                 f"for {dtype_name(guided)}")
+    else:
+        cause = ("the scheduler's step (or the task's blending) made it from a finite prediction: "
+                 "its options or the step count do not suit this model")
+    return f"{where}: {cause}."
+
+
+def decode_failure(latents: torch.Tensor, images: torch.Tensor) -> str:
+    """The sentence for a VAE decode whose images are not finite."""
+    if not is_finite(latents):
+        return f"the latents given to the VAE decode hold {what(latents)}, so no image can be made from them."
+    return (f"the VAE decode gave {what(images)} from finite latents: the VAE's weights hold NaN or inf, "
+            f"or it overflowed in {dtype_name(images)}.")
