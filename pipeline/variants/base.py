@@ -63,8 +63,9 @@ def check_strength(cfg) -> None:
 
 
 def input_size(cfg, key: str = "image") -> tuple[int, int]:
-    """(width, height) of the input image named by `key`, read now so a bad file fails before weights load."""
-    return read_image(cfg[key], key).size
+    """(width, height) of the input named by `key`, read now so a bad file fails before weights load;
+    a mask or depth map is read in its grayscale form, as its variant reads it."""
+    return read_image(cfg[key], key, mode="RGB" if key == "image" else "L").size
 
 
 def cut_timesteps(scheduler, steps: int, strength: float, device: torch.device) -> torch.Tensor:

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from ..components import ModelInfo
 from ..errors import UserError
-from ..inputs import fit, read_image
+from ..inputs import fit, read_grayscale, read_image
 from ..loop import LoopSetup
 from .base import RunContext, check_strength, cut_timesteps, input_size, require_unet_channels
 from .img2img import load_image, noised_latents
@@ -47,8 +46,7 @@ def estimate_depth(ctx: RunContext) -> torch.Tensor:
 
 def given_depth(ctx: RunContext) -> torch.Tensor:
     """(1, H, W) depth from the grayscale `depth_map` image, brighter = nearer."""
-    depth = np.asarray(read_image(ctx.cfg.depth_map, "depth_map", mode="L"), dtype=np.float32) / 255.0
-    return torch.from_numpy(depth)[None].to(ctx.device)
+    return torch.from_numpy(read_grayscale(ctx.cfg.depth_map, "depth_map"))[None].to(ctx.device)
 
 
 def normalised_depth(depth: torch.Tensor, latent_hw: tuple[int, int]) -> torch.Tensor:
