@@ -107,8 +107,10 @@ def _read_yaml(path: Path) -> dict:
     except OSError as err:
         raise UserError(f"config file {path} cannot be read ({err.strerror or type(err).__name__}).") from None
     except yaml.reader.ReaderError as err:
-        text = err.encoding == "unicode"  # decoded, but holding a character YAML does not allow
-        what = f"character {err.position} is U+{err.character:04X}" if text else f"byte {err.position} is not {err.encoding}"
+        if err.encoding == "unicode":  # decoded, but holding a character YAML does not allow
+            what = f"character {err.position} is U+{err.character:04X}"
+        else:
+            what = f"byte {err.position} is not {err.encoding.upper()}"
         raise UserError(f"config file {path} is not a text YAML file ({what}).") from None
     except yaml.YAMLError as err:
         raise UserError(f"config file {path} is not valid YAML ({str(err).splitlines()[0]}).") from None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFilter, ImageOps
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from .errors import UserError
 
@@ -36,6 +36,8 @@ def _open(path: str | None, key: str) -> Image.Image:
     except Image.DecompressionBombError:
         raise UserError(f"{key} file {file} has more pixels than can be read safely "
                         f"({2 * Image.MAX_IMAGE_PIXELS} at most).") from None
+    except UnidentifiedImageError:
+        raise UserError(f"{key} file {file} is not a readable image (not a format Pillow knows).") from None
     except (OSError, SyntaxError, ValueError, EOFError) as err:
         reason = str(err).rstrip(".") or type(err).__name__
         raise UserError(f"{key} file {file} is not a readable image ({reason}).") from None

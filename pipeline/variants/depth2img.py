@@ -9,7 +9,7 @@ from ..components import ModelInfo
 from ..errors import UserError
 from ..inputs import fit, read_grayscale, read_image
 from ..loop import LoopSetup
-from .base import RunContext, check_strength, cut_timesteps, input_size, require_unet_channels
+from .base import RunContext, check_strength, cut_timesteps, image_size, input_size, require_unet_channels
 from .img2img import load_image, noised_latents
 
 ESTIMATOR = ("depth_estimator", "feature_extractor")
@@ -19,7 +19,7 @@ def check(cfg, info: ModelInfo) -> tuple[int, int]:
     """A 5-channel UNet, a readable image, and a depth map file or an estimator in the model folder."""
     require_unet_channels(info, (5,), cfg.task)
     check_strength(cfg)
-    size = input_size(cfg)
+    size = image_size(cfg, info)
     if cfg.depth_map is not None:
         input_size(cfg, "depth_map")
     elif not set(ESTIMATOR) <= info.extras:
