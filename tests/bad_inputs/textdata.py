@@ -54,12 +54,22 @@ def png_chunks(width: int, height: int, idat: bytes, color_type: int = 2) -> byt
 
 def saved(name: str, array: np.ndarray, **options):
     """An input image that Pillow saves from an array, built in tmp_path."""
-    return lambda tmp: Image.fromarray(array).save(tmp / name, **options) or tmp / name
+
+    def build(tmp: Path) -> Path:
+        Image.fromarray(array).save(tmp / name, **options)
+        return tmp / name
+
+    return build
 
 
 def raw(name: str, data: bytes):
     """An input file holding exactly these bytes."""
-    return lambda tmp: (tmp / name).write_bytes(data) and tmp / name
+
+    def build(tmp: Path) -> Path:
+        (tmp / name).write_bytes(data)
+        return tmp / name
+
+    return build
 
 
 def folder(tmp: Path) -> Path:
