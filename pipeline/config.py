@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from .errors import UserError
+from .literal import literal, text_in_section
 
 
 @dataclass
@@ -89,14 +91,27 @@ class Config:
 
 BASE_NAME = "base.yaml"
 OPEN_MAPPINGS = ("scheduler.options",)  # free-form mappings inside the strict schema
+_RESOLVING = re.compile(r"^While dereferencing interpolation '.*?': (?=Value )")  # our escaped text, not the user's
 
 
 def _read_yaml(path: Path) -> dict:
-    """Read one YAML mapping with yaml.safe_load semantics, or say why it cannot be read."""
-    if not path.is_file():
+    """Read one YAML mapping (UTF-8 or UTF-16 text) with yaml.safe_load semantics, or say why it cannot be read."""
+    if path.is_dir():
+        raise UserError(f"config file {path} is a directory, not a YAML file.")
+    if not path.exists():
         raise UserError(f"config file {path} does not exist.")
+    if not path.is_file():
+        raise UserError(f"config file {path} is not a regular file (a YAML file is needed).")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_bytes())
+    except OSError as err:
+        raise UserError(f"config file {path} cannot be read ({err.strerror or type(err).__name__}).") from None
+    except yaml.reader.ReaderError as err:
+        if err.encoding == "unicode":  # decoded, but holding a character YAML does not allow
+            what = f"character {err.position} is U+{err.character:04X}"
+        else:
+            what = f"byte {err.position} is not {err.encoding.upper()}"
+        raise UserError(f"config file {path} is not a text YAML file ({what}).") from None
     except yaml.YAMLError as err:
         raise UserError(f"config file {path} is not valid YAML ({str(err).splitlines()[0]}).") from None
     if data is None:
@@ -109,16 +124,22 @@ def _read_yaml(path: Path) -> dict:
 def _describe(err: OmegaConfBaseException) -> str:
     """Turn an OmegaConf error into 'key: reason' without its multi-line context."""
     key = getattr(err, "full_key", None) or getattr(err, "key", None)
-    reason = str(err).splitlines()[0]
+    reason = _RESOLVING.sub("", str(err).splitlines()[0])
     if type(err).__name__ == "ConfigKeyError":
         return f"unknown key '{key}'"
     return f"key '{key}': {reason}" if key else reason
 
 
 def _merge(cfg: DictConfig, data: dict, source: str) -> DictConfig:
-    """Merge a mapping into the config, naming the source when a key or type is wrong."""
+    """Merge a mapping into the config, naming the source when a key or type is wrong; text is never interpolated."""
+    misplaced = text_in_section(data, OmegaConf.get_type(cfg))
+    if misplaced:
+        key, kind, text = misplaced
+        raise UserError(f"{source}: key '{key}' must be a {kind}; got the text {text!r}.")
     try:
-        return OmegaConf.merge(cfg, OmegaConf.create(data))
+        merged = OmegaConf.merge(cfg, OmegaConf.create(literal(data)))
+        OmegaConf.to_container(merged, resolve=True)  # text given for a number or a switch fails here, naming its key
+        return merged
     except OmegaConfBaseException as err:
         raise UserError(f"{source}: {_describe(err).rstrip('.')}.") from None
 

@@ -28,12 +28,15 @@ def check_writable(output_dir: str) -> Path:
 
 
 def a1111_parameters(prompt: str, negative: str, fields: dict[str, object]) -> str:
-    """The 'parameters' text AUTOMATIC1111 writes: prompt, 'Negative prompt:' line, then 'Key: value, ...'."""
+    """The 'parameters' text AUTOMATIC1111 writes: prompt, 'Negative prompt:' line, then 'Key: value, ...'.
+
+    PNG text may not hold NUL, so a NUL is shown as U+2400 (the symbol for null); the saved YAML keeps it exactly.
+    """
     lines = [prompt]
     if negative:
         lines.append(f"Negative prompt: {negative}")
     lines.append(", ".join(f"{key}: {value}" for key, value in fields.items()))
-    return "\n".join(lines)
+    return "\n".join(lines).replace("\x00", "\u2400")
 
 
 def next_number(folder: Path) -> int:
@@ -69,7 +72,7 @@ def save_image(image: Image.Image, folder: Path, stem: str, parameters: str, con
     png_tmp, yaml_tmp = temp_file(folder, ".png"), temp_file(folder, ".yaml")
     try:
         image.save(png_tmp, format="PNG", pnginfo=meta)
-        yaml_tmp.write_text(config_yaml)
+        yaml_tmp.write_text(config_yaml, encoding="utf-8")
         number = next_number(folder)
         while True:
             name = f"{number:05d}-{stem}"

@@ -41,7 +41,7 @@ def save_png(image: Image.Image, folder: Path, name: str) -> Path:
 
 def save_text(text: str, folder: Path, name: str) -> Path:
     """One text file (YAML, CSV, JSON) into the run folder."""
-    return write_file(folder, name, lambda tmp: tmp.write_text(text))
+    return write_file(folder, name, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def save_gif(frames: list[Image.Image], folder: Path, name: str, frame_ms: int) -> Path:

@@ -19,13 +19,36 @@ class TextEmbeddings:
     uncond: torch.Tensor | None = None
 
 
-def truncated_text(tokenizer, prompt: str) -> str:
-    """The words of a prompt that fall past the tokenizer's limit, as diffusers reports them ('' if none)."""
-    limit = tokenizer.model_max_length
-    ids = tokenizer(prompt).input_ids
-    if len(ids) <= limit:
-        return ""
-    return tokenizer.decode(ids[limit - 1 : -1])
+SHOWN_CHARS = 200  # a warning quotes at most this much of a prompt, so it stays a line or two
+
+
+def token_count(tokenizer, text: str) -> int:
+    """Tokens of a text without the start and end tokens (and no warning from the tokenizer about its length)."""
+    return len(tokenizer(text, add_special_tokens=False, verbose=False).input_ids)
+
+
+def split_at_limit(tokenizer, prompt: str) -> tuple[list[str], list[str]]:
+    """(kept, dropped): the prompt's words that fit in the tokenizer's limit, and the rest, from the word the cut
+    falls in on. CLIP's tokens never span a space, so counting word by word matches the whole prompt's tokens."""
+    room = tokenizer.model_max_length - 2  # the start and end tokens
+    words = prompt.split()
+    if token_count(tokenizer, prompt) <= room:
+        return words, []
+    used = 0
+    for i, word in enumerate(words):
+        used += token_count(tokenizer, word)
+        if used > room:
+            return words[:i], words[i:]
+    return words, []
+
+
+def shorten(text: str) -> str:
+    """Text for a one-line warning: control and invisible characters escaped, cut at a space after SHOWN_CHARS."""
+    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+    if len(text) <= SHOWN_CHARS:
+        return text
+    cut = text[:SHOWN_CHARS]
+    return (cut.rsplit(" ", 1)[0] if " " in cut else cut) + " ..."
 
 
 def closed_vocabulary(tokenizer) -> bool:
@@ -34,27 +57,30 @@ def closed_vocabulary(tokenizer) -> bool:
     return not all(letter in vocab for letter in string.ascii_lowercase)
 
 
-def unknown_words(tokenizer, prompt: str) -> list[str]:
-    """Words the model cannot read: ones that hit the unknown token, or, in a word-level vocabulary,
+def unknown_words(tokenizer, words: list[str]) -> list[str]:
+    """Words the model cannot read, each once: ones that hit the unknown token, or, in a word-level vocabulary,
     ones that are not a single token of it (they would be spelled from pieces of other words)."""
     unk, closed = tokenizer.unk_token_id, closed_vocabulary(tokenizer)
-    words = []
-    for word in prompt.split():
+    found: dict[str, None] = {}
+    for word in words:
         cleaned = word.strip(".,;:!?\"'()").lower()
-        ids = tokenizer(cleaned, add_special_tokens=False).input_ids if cleaned else []
+        ids = tokenizer(cleaned, add_special_tokens=False, verbose=False).input_ids if cleaned else []
         if unk in ids or (closed and len(ids) > 1):
-            words.append(cleaned)
-    return words
+            found[cleaned] = None
+    return list(found)
 
 
 def warn_about_prompt(tokenizer, prompt: str, key: str) -> None:
-    """Log a warning naming the words that will be dropped or not understood."""
-    cut = truncated_text(tokenizer, prompt)
-    if cut:
-        log.warning(f"{key} is longer than {tokenizer.model_max_length} tokens; these words are dropped: {cut}")
-    unknown = unknown_words(tokenizer, prompt)
+    """Log a warning naming, as the user wrote them, the words that will be dropped, and one naming the kept
+    words the model will not understand; each is one line, however long the prompt."""
+    kept, dropped = split_at_limit(tokenizer, prompt)
+    if dropped:
+        count = "word is" if len(dropped) == 1 else f"{len(dropped)} words are"
+        log.warning(f"{key} is longer than {tokenizer.model_max_length} tokens; its last {count} dropped: "
+                    f"{shorten(' '.join(dropped))}")
+    unknown = unknown_words(tokenizer, kept)
     if unknown:
-        log.warning(f"{key} has words the model's vocabulary does not know: {', '.join(unknown)}")
+        log.warning(f"{key} has words the model's vocabulary does not know: {shorten(', '.join(unknown))}")
 
 
 @torch.no_grad()

@@ -158,7 +158,7 @@ BAD = [
     ("roundtrip", lambda tmp: [f"image={tmp / 'nope.png'}"], "image file"),
     ("noise", lambda tmp: [f"image={tmp / 'nope.png'}"], "does not exist"),
     ("interpolate", lambda tmp: [f"latents.image_b={tmp / 'nope.png'}"], "latents.image_b file"),
-    ("channels", lambda tmp: [f"image={blank(tmp, (63, 64))}"], "image is 63x64; its sides must be multiples of 2"),
+    ("channels", lambda tmp: [f"image={blank(tmp, (63, 64))}"], "is 63x64; its sides must be multiples of 2"),
     ("interpolate", lambda tmp: [f"latents.image_b={blank(tmp, (32, 32))}"], "must have one size"),
     ("interpolate", lambda tmp: ["latents.frames=1"], "latents.frames must be an integer >= 2; got 1."),
     ("interpolate", lambda tmp: ["latents.method=cubic"], "latents.method must be one of linear, slerp"),

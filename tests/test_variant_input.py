@@ -47,7 +47,7 @@ def cases(files, tiny_model, depthless_model):
         (["task=outpaint", image], "outpaint needs padding on at least one side"),
         (["task=outpaint", image, "outpaint.left=-8"], "outpaint.left must be a number of pixels >= 0"),
         (["task=outpaint", image, "outpaint.left=8", "height=64"], "outpaint sets the size itself (24x16)"),
-        (["task=outpaint", image, "outpaint.left=3"], "width must be a positive multiple of 2"),
+        (["task=outpaint", image, "outpaint.left=3"], "with the outpaint padding is 19x16; to be used at that size"),
     ]
 
 

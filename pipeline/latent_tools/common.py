@@ -57,9 +57,8 @@ def check_images(cfg: DictConfig, keys: list[str]) -> ImagePlan:
     images = [read_image(OmegaConf.select(cfg, key), key) for key in keys]
     for key, image in zip(keys, images):
         if image.width % factor or image.height % factor:
-            raise UserError(
-                f"{key} is {image.width}x{image.height}; its sides must be multiples of {factor} (the VAE factor)."
-            )
+            raise UserError(f"{key} file {OmegaConf.select(cfg, key)} is {image.width}x{image.height}; its sides must "
+                            f"be multiples of {factor} (the VAE factor), so crop or resize it.")
         if image.size != images[0].size:
             first = images[0]
             raise UserError(f"{key} is {image.width}x{image.height} but {keys[0]} is {first.width}x{first.height}; "

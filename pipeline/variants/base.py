@@ -63,8 +63,25 @@ def check_strength(cfg) -> None:
 
 
 def input_size(cfg, key: str = "image") -> tuple[int, int]:
-    """(width, height) of the input image named by `key`, read now so a bad file fails before weights load."""
-    return read_image(cfg[key], key).size
+    """(width, height) of the input named by `key`, read now so a bad file fails before weights load;
+    a mask or depth map is read in its grayscale form, as its variant reads it."""
+    return read_image(cfg[key], key, mode="RGB" if key == "image" else "L").size
+
+
+def check_own_size(cfg, info: ModelInfo, size: tuple[int, int], what: str, remedy: str) -> tuple[int, int]:
+    """The input's (width, height), checked against the VAE factor on each side that height/width leave to it;
+    a mismatch names the input and its file, not `height` (which the user never set)."""
+    factor = info.vae_scale_factor
+    unset = [side for key, side in (("width", size[0]), ("height", size[1])) if cfg[key] is None]
+    if any(side < factor or side % factor for side in unset):
+        raise UserError(f"{what} is {size[0]}x{size[1]}; to be used at that size its sides must be multiples of "
+                        f"{factor} (the VAE factor), so {remedy}.")
+    return size
+
+
+def image_size(cfg, info: ModelInfo) -> tuple[int, int]:
+    """(width, height) of `image`, which sets the run's size where height/width are unset."""
+    return check_own_size(cfg, info, input_size(cfg), f"image file {cfg.image}", "set height and width to resize it")
 
 
 def cut_timesteps(scheduler, steps: int, strength: float, device: torch.device) -> torch.Tensor:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 import torch
 
 from ..components import ModelInfo
 from ..errors import UserError
-from ..inputs import fit, read_image
+from ..inputs import fit, read_grayscale, read_image
 from ..loop import LoopSetup
-from .base import RunContext, check_strength, cut_timesteps, input_size, require_unet_channels
+from .base import RunContext, check_strength, cut_timesteps, image_size, input_size, require_unet_channels
 from .img2img import load_image, noised_latents
 
 ESTIMATOR = ("depth_estimator", "feature_extractor")
@@ -24,7 +23,7 @@ def check(cfg, info: ModelInfo) -> tuple[int, int]:
     """A 5-channel UNet, a readable image, and a depth map file or an estimator in the model folder."""
     require_unet_channels(info, (5,), cfg.task)
     check_strength(cfg)
-    size = input_size(cfg)
+    size = image_size(cfg, info)
     if cfg.depth_map is not None:
         input_size(cfg, "depth_map")
     elif not set(ESTIMATOR) <= info.extras:
@@ -51,8 +50,7 @@ def estimate_depth(ctx: RunContext) -> torch.Tensor:
 
 def given_depth(ctx: RunContext) -> torch.Tensor:
     """(1, H, W) depth from the grayscale `depth_map` image, brighter = nearer."""
-    depth = np.asarray(read_image(ctx.cfg.depth_map, "depth_map", mode="L"), dtype=np.float32) / 255.0
-    return torch.from_numpy(depth)[None].to(ctx.device)
+    return torch.from_numpy(read_grayscale(ctx.cfg.depth_map, "depth_map"))[None].to(ctx.device)
 
 
 def normalised_depth(depth: torch.Tensor, latent_hw: tuple[int, int]) -> torch.Tensor:

@@ -8,14 +8,14 @@ from ..components import ModelInfo
 from ..inputs import fit, read_image
 from ..latents import encode, from_pil, initial_noise
 from ..loop import LoopSetup
-from .base import RunContext, check_strength, cut_timesteps, input_size, require_unet_channels
+from .base import RunContext, check_strength, cut_timesteps, image_size, require_unet_channels
 
 
 def check(cfg, info: ModelInfo) -> tuple[int, int]:
     """A 4-channel UNet, a readable image and a strength that leaves steps; the image sets the default size."""
     require_unet_channels(info, (4,), cfg.task)
     check_strength(cfg)
-    return input_size(cfg)
+    return image_size(cfg, info)
 
 
 def load_image(ctx: RunContext) -> torch.Tensor:

@@ -11,7 +11,7 @@ from ..errors import UserError
 from ..inputs import fit, mask_array, read_image
 from ..latents import encode, from_pil, initial_noise, latent_mask
 from ..loop import LoopSetup
-from .base import RunContext, check_strength, cut_timesteps, input_size, require_unet_channels
+from .base import RunContext, check_strength, cut_timesteps, image_size, input_size, require_unet_channels
 
 
 def check(cfg, info: ModelInfo) -> tuple[int, int]:
@@ -20,7 +20,7 @@ def check(cfg, info: ModelInfo) -> tuple[int, int]:
     check_strength(cfg)
     if cfg.mask_blur < 0:
         raise UserError(f"mask_blur must be a number of pixels >= 0; got {cfg.mask_blur}.")
-    size = input_size(cfg)
+    size = image_size(cfg, info)
     mask_size = input_size(cfg, "mask")
     if mask_size != size:
         raise UserError(f"mask must be the image's size {size[0]}x{size[1]}; got {mask_size[0]}x{mask_size[1]}.")

@@ -10,7 +10,7 @@ from ..errors import UserError
 from ..inputs import read_image
 from ..loop import LoopSetup
 from . import inpaint
-from .base import RunContext, check_strength, input_size, require_unet_channels
+from .base import RunContext, check_own_size, check_strength, input_size, require_unet_channels
 
 SIDES = ("left", "right", "top", "bottom")
 
@@ -33,7 +33,8 @@ def check(cfg, info: ModelInfo) -> tuple[int, int]:
     size = padded_size(cfg, input_size(cfg))
     if (cfg.width, cfg.height) not in ((None, None), size):
         raise UserError(f"outpaint sets the size itself ({size[0]}x{size[1]}); leave height and width unset.")
-    return size
+    return check_own_size(cfg, info, size, f"image file {cfg.image} with the outpaint padding",
+                          "change outpaint.left/right/top/bottom")
 
 
 def pad(image: Image.Image, cfg) -> tuple[Image.Image, Image.Image]:
