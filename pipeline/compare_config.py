@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -10,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .config import Config
 from .errors import UserError
+from .limits import check_list
 from .schedulers import SCHEDULERS, check_options, resolve
 from .tool_config import load_tool
 
@@ -82,16 +84,22 @@ def scheduler_entries(cfg: DictConfig) -> list[Entry]:
     items = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
     if not isinstance(items, list) or not items:
         raise UserError(f"compare.schedulers must be 'all', a non-empty list of schedulers, or null; got {items!r}.")
+    check_list("compare.schedulers", items)
     return [_entry(i, item) for i, item in enumerate(items)]
 
 
-def numbers(values: Optional[list], default: float, key: str, lowest: float, must: str) -> list:
-    """A list of steps or guidance scales (the run's own value when null), each checked against its lower bound."""
+def numbers(
+    values: Optional[list], default: float, key: str, lowest: float, must: str, highest: float = math.inf
+) -> list:
+    """A list of steps or guidance scales (the run's own value when null), each checked against its bounds."""
     if values is None:
         return [default]
     if len(values) == 0:
         raise UserError(f"compare.{key} must be a non-empty list or null; got [].")
+    check_list(f"compare.{key}", values)
     for i, value in enumerate(values):
         if value < lowest:
             raise UserError(f"compare.{key}[{i}] must be {must}; got {value}.")
+        if value > highest:
+            raise UserError(f"compare.{key}[{i}] must be at most {highest:g}; got {value}.")
     return list(values)

@@ -12,6 +12,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from . import yaml_guard
 from .errors import UserError
 
 
@@ -96,7 +97,7 @@ def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise UserError(f"config file {path} does not exist.")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml_guard.load_file(path, f"config file {path}")
     except yaml.YAMLError as err:
         raise UserError(f"config file {path} is not valid YAML ({str(err).splitlines()[0]}).") from None
     if data is None:
@@ -149,7 +150,8 @@ def parse_override(item: str, schema: type = Config) -> tuple[str, Any]:
     if kind in (str, Optional[str]):
         return key, raw
     try:
-        return key, yaml.safe_load(raw) if raw != "" else None
+        shown = item if len(item) <= 60 else f"{item[:57]}..."
+        return key, yaml_guard.load(raw, f"command-line override '{shown}'") if raw != "" else None
     except yaml.YAMLError:
         return key, raw
 

@@ -19,6 +19,7 @@ from .deepcache import with_deepcache
 from .errors import UserError
 from .guidance import is_guided
 from .latents import decode, generators_for, to_pil
+from .limits import check_counts, check_side
 from .loop import StepCallback, denoise
 from .outputs import a1111_parameters, check_writable, save_image
 from .performance import apply_performance, check_model_fits, check_performance
@@ -83,6 +84,8 @@ def _check_size(cfg: DictConfig, info: ModelInfo, native: tuple[int, int] | None
         value = cfg[key] if cfg[key] is not None else defaults.get(key, info.default_size)
         if value < factor or value % factor:
             raise UserError(f"{key} must be a positive multiple of {factor} (the VAE factor); got {value}.")
+        source = "" if cfg[key] is not None else " (the input's size)" if native else " (the model's size)"
+        check_side(key, value, source)
         sizes.append(value)
     return sizes[0], sizes[1]
 
@@ -94,6 +97,7 @@ def check(cfg: DictConfig) -> Plan:
     scheduler = resolve(cfg.scheduler.name)
     check_options(scheduler, scheduler_options_of(cfg))
     _check_numbers(cfg)
+    check_counts(cfg)
     device = resolve_device(cfg.model.device)
     check_dtype_name(cfg.model.dtype)
     check_performance(cfg.performance, device)

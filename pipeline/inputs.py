@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image, ImageFilter, UnidentifiedImageError
 
 from .errors import UserError
+from .limits import check_image_file
 
 
 def read_image(path: str | None, key: str, mode: str = "RGB") -> Image.Image:
@@ -17,6 +18,7 @@ def read_image(path: str | None, key: str, mode: str = "RGB") -> Image.Image:
     file = Path(path)
     if not file.is_file():
         raise UserError(f"{key} file {file} does not exist.")
+    check_image_file(file, key)
     try:
         with Image.open(file) as image:
             image.load()

@@ -25,8 +25,11 @@ from diffusers import (
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from .errors import UserError
+from .limits import MAX_STEPS
 
 KARRAS = {"use_karras_sigmas": True}
+# Scheduler options that size an allocation when the scheduler is built or stepped: their upper bounds.
+OPTION_LIMITS = {"num_train_timesteps": 10_000, "original_inference_steps": MAX_STEPS, "solver_order": 8}
 SDE = {"algorithm_type": "sde-dpmsolver++"}
 
 
@@ -91,6 +94,10 @@ def check_options(name: str, options: Mapping[str, Any]) -> None:
             f"scheduler.options has keys {spec.cls.__name__} does not take: {', '.join(unknown)} "
             f"(known: {', '.join(sorted(known))})."
         )
+    for key, limit in OPTION_LIMITS.items():
+        value = options.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and not 1 <= value <= limit:
+            raise UserError(f"scheduler.options.{key} must be an integer from 1 to {limit}; got {value}.")
 
 
 def scheduler_options(name: str, options: Mapping[str, Any], seeds: list[int]) -> dict[str, Any]:
