@@ -14,6 +14,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from . import yaml_guard
 from .errors import UserError
+from .seeds import settle_seed
 
 
 @dataclass
@@ -116,8 +117,20 @@ def _describe(err: OmegaConfBaseException) -> str:
     return f"key '{key}': {reason}" if key else reason
 
 
+def _check_open_mappings(data: dict, source: str) -> None:
+    """A free-form mapping (scheduler.options) given as a list: OmegaConf would raise a bare TypeError."""
+    for key in OPEN_MAPPINGS:
+        node: Any = data
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, list):
+            raise UserError(f"{source}: {key} must be a mapping of names to values, e.g. "
+                            f"{{timestep_spacing: trailing}}; got the list {node!r}.")
+
+
 def _merge(cfg: DictConfig, data: dict, source: str) -> DictConfig:
     """Merge a mapping into the config, naming the source when a key or type is wrong."""
+    _check_open_mappings(data, source)
     try:
         return OmegaConf.merge(cfg, OmegaConf.create(data))
     except OmegaConfBaseException as err:
@@ -181,7 +194,7 @@ def load(path: str | Path | None, overrides: list[str] = (), schema: type = Conf
     for item in overrides:
         key, value = parse_override(item, schema)
         cfg = _merge(cfg, _nest(key, value), f"command-line override '{item}'")
-    return cfg
+    return settle_seed(cfg) if issubclass(schema, Config) else cfg
 
 
 def to_yaml(cfg: DictConfig) -> str:

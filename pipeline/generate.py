@@ -24,7 +24,7 @@ from .loop import StepCallback, denoise
 from .outputs import a1111_parameters, check_writable, save_image
 from .performance import apply_performance, check_model_fits, check_performance
 from .precision import DtypeChoice, announce, check_dtype_name, choose_dtype
-from .schedulers import SCHEDULERS, check_options, make_scheduler, resolve
+from .schedulers import SCHEDULERS, check_options, check_runnable, make_scheduler, resolve
 from .text import TextEmbeddings, encode_prompt, warn_about_prompt
 from .variants import VARIANTS
 from .variants.base import RunContext
@@ -102,6 +102,7 @@ def check(cfg: DictConfig) -> Plan:
     check_dtype_name(cfg.model.dtype)
     check_performance(cfg.performance, device)
     info = inspect_model(cfg.model.path, cfg.model.allow_pickle)
+    check_runnable(scheduler, info.scheduler, scheduler_options_of(cfg), cfg.steps)
     precision = choose_dtype(cfg.model.dtype, device, info.unet, info.vae)
     check_model_fits(cfg.performance, info.unet)
     native = VARIANTS[cfg.task].check(cfg, info)

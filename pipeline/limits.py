@@ -41,6 +41,9 @@ def check_counts(cfg: DictConfig) -> None:
     _at_most("steps", cfg.steps, MAX_STEPS)
     _at_most("num_images", cfg.num_images, MAX_NUM_IMAGES)
     _at_most("batch_size", cfg.batch_size, MAX_BATCH_SIZE, " (images per UNet batch)")
+    if cfg.seed < 0:  # config.load has already made a negative seed random; this is a config built by hand
+        raise UserError(f"seed must be an integer >= 0 here (config.load makes a negative seed random); "
+                        f"got {cfg.seed}.")
     last = MAX_SEED - (cfg.num_images - 1)
     _at_most("seed", cfg.seed, last, " (image i uses seed + i, and 2^64 - 1 is the largest seed)")
 

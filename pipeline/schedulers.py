@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import logging
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -98,6 +100,48 @@ def check_options(name: str, options: Mapping[str, Any]) -> None:
         value = options.get(key)
         if isinstance(value, int) and not isinstance(value, bool) and not 1 <= value <= limit:
             raise UserError(f"scheduler.options.{key} must be an integer from 1 to {limit}; got {value}.")
+
+
+def _reason(err: Exception) -> str:
+    """An exception as 'Type: first sentence', for a message in parentheses."""
+    text = (str(err).splitlines() or [""])[0].split(". ")[0].rstrip(".:")
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+@contextmanager
+def _quiet_diffusers():
+    """Silence diffusers' config warnings for a probe; the real run says them once."""
+    logger = logging.getLogger("diffusers")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def check_runnable(name: str, base_config: Mapping[str, Any], options: Mapping[str, Any], steps: int) -> None:
+    """Build the scheduler and set its timesteps (no weights, milliseconds): bad option values and step counts
+    it cannot make become one sentence before any weights load."""
+    cls = SCHEDULERS[resolve(name)].cls.__name__
+    shown = ", ".join(f"{k}={v}" for k, v in options.items()) or "none"
+    try:
+        with _quiet_diffusers():
+            scheduler = make_scheduler(name, base_config, options, [0])
+    except Exception as err:  # diffusers raises ValueError, NotImplementedError, TypeError... for a bad value
+        raise UserError(f"scheduler.options ({shown}) are refused by {cls} ({_reason(err)}).") from None
+    trained = scheduler.config.num_train_timesteps
+    if steps > trained:
+        raise UserError(f"steps must be at most {trained} for this scheduler (its num_train_timesteps); got {steps}.")
+    try:
+        scheduler.set_timesteps(steps)
+    except Exception as err:
+        raise UserError(f"{cls} cannot make steps={steps} with scheduler.options ({shown}) ({_reason(err)}).") from None
+    latest = int(max(scheduler.timesteps))
+    if latest > trained - 1:  # e.g. steps=1000 with steps_offset=1 and 'leading' spacing asks for timestep 1000
+        raise UserError(f"steps={steps} with scheduler.options ({shown}) makes {cls} start at timestep {latest}, past "
+                        f"the last trained one ({trained - 1}); lower steps or steps_offset, or set "
+                        f"scheduler.options.timestep_spacing=trailing.")
 
 
 def scheduler_options(name: str, options: Mapping[str, Any], seeds: list[int]) -> dict[str, Any]:
