@@ -18,6 +18,7 @@ from .config import to_yaml
 from .deepcache import with_deepcache
 from .errors import UserError
 from .guidance import is_guided
+from .interrupts import held
 from .latents import decode, generators_for, to_pil
 from .limits import check_counts, check_side
 from .loop import StepCallback, denoise
@@ -198,7 +199,9 @@ def run(cfg: DictConfig, progress: bool = True) -> Iterator[Path]:
         images = generate_images(components, cfg, batch, plan.height, plan.width, progress=progress)
         generating += time.perf_counter() - began
         for seed, image in zip(batch, images):
-            yield save_image(image, plan.output_dir, str(seed), image_parameters(plan, seed), image_config(plan, seed))
+            with held():  # Ctrl-C or SIGTERM during a save waits until its path has reached the caller
+                parameters, resolved = image_parameters(plan, seed), image_config(plan, seed)
+                yield save_image(image, plan.output_dir, str(seed), parameters, resolved)
     log.info("%d image(s) generated in %.2f s (%d steps, %dx%d, %s, %d threads); loading took %.2f s.", len(seeds),
              generating, cfg.steps, plan.width, plan.height, plan.precision.name, torch.get_num_threads(),
              loaded - started)
