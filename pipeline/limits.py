@@ -77,8 +77,11 @@ def check_sheet(what: str, tiles: int, width: int, height: int) -> None:
         )
 
 
-def check_image_file(file: Path, key: str) -> tuple[int, int]:
-    """(width, height) read from the image's header only; refuse it before decoding if it has too many pixels."""
+def check_image_file(file: Path, key: str) -> tuple[int, int] | None:
+    """Read only the image's header and refuse it, before anything decodes it, if it has too many pixels.
+
+    Returns (width, height), or None when the header cannot be read (the caller's reading reports that).
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -89,8 +92,8 @@ def check_image_file(file: Path, key: str) -> tuple[int, int]:
             f"{key} file {file} declares more than {MAX_INPUT_PIXELS} pixels in its header, "
             f"the limit for input images (8192x8192); it was not decoded."
         ) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error) as err:
-        raise UserError(f"{key} file {file} is not a readable image ({type(err).__name__}).") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, struct.error):
+        return None  # not an image the header can be read from: the caller's own reading says why
     if width * height > MAX_INPUT_PIXELS:
         raise UserError(
             f"{key} file {file} is {width}x{height} ({width * height} pixels); input images may have at most "
