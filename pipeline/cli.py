@@ -8,11 +8,11 @@ import sys
 
 from . import config, generate, schedulers
 from .errors import UserError
+from .interrupts import exit_code, signals_as_interrupts
 from .nonfinite import NonFiniteError
 
 EXIT_USER_ERROR = 2
 EXIT_NON_FINITE = 3
-EXIT_INTERRUPTED = 130
 
 
 class _PlainLines(logging.Formatter):
@@ -31,7 +31,11 @@ def setup_logging() -> None:
 
 
 def run_cli(config_path: str | None, overrides: list[str], list_schedulers: bool = False) -> int:
-    """Run one generation from the command line and print every written image path, one per line, last."""
+    """Run one generation from the command line and print every written image path, one per line, last.
+
+    SIGTERM is handled like Ctrl-C (exit 143 instead of 130); after a user error, the images finished before it
+    are kept and listed too.
+    """
     setup_logging()
     if list_schedulers:
         print(schedulers.describe())
@@ -39,21 +43,29 @@ def run_cli(config_path: str | None, overrides: list[str], list_schedulers: bool
     if config_path is None:
         print("error: give a config file, e.g. configs/txt2img.yaml (or --list-schedulers).", file=sys.stderr)
         return EXIT_USER_ERROR
-    written = []
-    try:
-        cfg = config.load(config_path, overrides)
-        for path in generate.run(cfg):
-            written.append(path)
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except NonFiniteError as err:  # nothing of the failing batch was saved; the batches before it are kept
-        print(f"error: {err}", file=sys.stderr)
-        print("\n".join(str(p) for p in written))
-        return EXIT_NON_FINITE
-    except KeyboardInterrupt:
-        print(f"interrupted: {len(written)} image(s) were finished and kept.", file=sys.stderr)
-        print("\n".join(str(p) for p in written))
-        return EXIT_INTERRUPTED
-    print("\n".join(str(p) for p in written))
+    written: list = []
+    with signals_as_interrupts():
+        try:
+            cfg = config.load(config_path, overrides)
+            for path in generate.run(cfg):
+                written.append(path)
+        except UserError as err:
+            print(f"error: {err}", file=sys.stderr)
+            _print_paths(written)
+            return EXIT_USER_ERROR
+        except NonFiniteError as err:  # nothing of the failing batch was saved; the batches before it are kept
+            print(f"error: {err}", file=sys.stderr)
+            _print_paths(written)
+            return EXIT_NON_FINITE
+        except KeyboardInterrupt as interrupt:
+            print(f"interrupted: {len(written)} image(s) were finished and kept.", file=sys.stderr)
+            _print_paths(written)
+            return exit_code(interrupt)
+        _print_paths(written)
     return 0
+
+
+def _print_paths(paths: list) -> None:
+    """The written files, one per line on stdout."""
+    if paths:
+        print("\n".join(str(p) for p in paths), flush=True)

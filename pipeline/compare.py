@@ -19,6 +19,7 @@ from .drawing import caption, grid
 from .errors import UserError
 from .generate import Plan, check, generate_images, image_config, image_parameters, load
 from .guidance import MAX_GUIDANCE_SCALE
+from .limits import MAX_CELLS, MAX_STEPS, check_sheet
 from .outputs import save_image
 from .run_folder import new_run_folder, save_png, save_text
 from .text import warn_about_prompt
@@ -60,12 +61,17 @@ class Comparison:
 def plan_cells(cfg: DictConfig) -> tuple[Plan, list[Cell]]:
     """Check the whole comparison and lay out its cells, row by row, before any weights load."""
     entries = scheduler_entries(cfg)
-    steps = numbers(cfg.compare.steps, cfg.steps, "steps", 1, "an integer >= 1")
+    steps = numbers(cfg.compare.steps, cfg.steps, "steps", 1, f"an integer from 1 to {MAX_STEPS}", MAX_STEPS)
     scales = numbers(cfg.compare.guidance_scales, cfg.guidance_scale, "guidance_scales", 0,
                      f"a number in [0, {MAX_GUIDANCE_SCALE:g}]", MAX_GUIDANCE_SCALE)
     if cfg.num_images != 1:
         raise UserError(f"num_images must be 1 for a comparison (one image per cell, from seed); got {cfg.num_images}.")
+    count = len(entries) * len(steps) * len(scales)
+    if count > MAX_CELLS:
+        raise UserError(f"compare.schedulers x steps x guidance_scales make {count} cells; a comparison may have at "
+                        f"most {MAX_CELLS}.")
     plan = check(generation_config(cfg, SECTION))
+    check_sheet("the comparison grid (compare.schedulers x steps x guidance_scales)", count, plan.width, plan.height)
     cells = []
     for row, entry in enumerate(entries):
         for column, (count, scale) in enumerate((s, g) for s in steps for g in scales):

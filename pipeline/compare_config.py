@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .config import Config
 from .errors import UserError
+from .limits import check_list
 from .schedulers import SCHEDULERS, check_options, resolve
 from .tool_config import load_tool
 
@@ -83,6 +84,7 @@ def scheduler_entries(cfg: DictConfig) -> list[Entry]:
     items = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
     if not isinstance(items, list) or not items:
         raise UserError(f"compare.schedulers must be 'all', a non-empty list of schedulers, or null; got {items!r}.")
+    check_list("compare.schedulers", items)
     return [_entry(i, item) for i, item in enumerate(items)]
 
 
@@ -93,6 +95,7 @@ def numbers(values: Optional[list], default: float, key: str, lowest: float, mus
         return [default]
     if len(values) == 0:
         raise UserError(f"compare.{key} must be a non-empty list or null; got [].")
+    check_list(f"compare.{key}", values)
     for i, value in enumerate(values):
         if not lowest <= value <= highest:  # NaN fails too
             raise UserError(f"compare.{key}[{i}] must be {must}; got {value}.")

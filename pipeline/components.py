@@ -15,10 +15,12 @@ from diffusers.configuration_utils import ConfigMixin
 from transformers import AutoImageProcessor, AutoModelForDepthEstimation, CLIPTextModel, CLIPTokenizer
 
 from .errors import UserError
+from .weights_check import check_weights
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 WEIGHTED = ("text_encoder", "unet", "vae")
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
+REQUIRED = {"unet": ("sample_size", "in_channels"), "vae": ("block_out_channels",)}  # keys read before loading
 
 
 @dataclass
@@ -116,7 +118,14 @@ def inspect_model(path: str, allow_pickle: bool = False) -> ModelInfo:
         vae=_read_config(AutoencoderKL, path, "vae"),
         scheduler=_read_config(PNDMScheduler, path, "scheduler"),
     )
+    for part, keys in REQUIRED.items():
+        for key in keys:
+            if getattr(info, part).get(key) is None:
+                raise UserError(
+                    f"model.path {path}: {part}/config.json has no '{key}', which every {part} config must give."
+                )
     if root.is_dir():
+        check_weights(root, {"text_encoder": {}, "unet": info.unet, "vae": info.vae}, allow_pickle)
         info.extras = {p.name for p in root.iterdir() if p.is_dir()} - {"tokenizer", "text_encoder", "unet", "vae", "scheduler"}
     return info
 

@@ -13,8 +13,10 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from . import yaml_guard
 from .errors import UserError
 from .literal import literal, text_in_section
+from .seeds import settle_seed
 
 
 @dataclass
@@ -103,7 +105,7 @@ def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise UserError(f"config file {path} is not a regular file (a YAML file is needed).")
     try:
-        data = yaml.safe_load(path.read_bytes())
+        data = yaml_guard.load_file(path, f"config file {path}")
     except OSError as err:
         raise UserError(f"config file {path} cannot be read ({err.strerror or type(err).__name__}).") from None
     except yaml.reader.ReaderError as err:
@@ -130,8 +132,20 @@ def _describe(err: OmegaConfBaseException) -> str:
     return f"key '{key}': {reason}" if key else reason
 
 
+def _check_open_mappings(data: dict, source: str) -> None:
+    """A free-form mapping (scheduler.options) given as a list: OmegaConf would raise a bare TypeError."""
+    for key in OPEN_MAPPINGS:
+        node: Any = data
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, list):
+            raise UserError(f"{source}: {key} must be a mapping of names to values, e.g. "
+                            f"{{timestep_spacing: trailing}}; got the list {node!r}.")
+
+
 def _merge(cfg: DictConfig, data: dict, source: str) -> DictConfig:
     """Merge a mapping into the config, naming the source when a key or type is wrong; text is never interpolated."""
+    _check_open_mappings(data, source)
     misplaced = text_in_section(data, OmegaConf.get_type(cfg))
     if misplaced:
         key, kind, text = misplaced
@@ -170,7 +184,8 @@ def parse_override(item: str, schema: type = Config) -> tuple[str, Any]:
     if kind in (str, Optional[str]):
         return key, raw
     try:
-        return key, yaml.safe_load(raw) if raw != "" else None
+        shown = item if len(item) <= 60 else f"{item[:57]}..."
+        return key, yaml_guard.load(raw, f"command-line override '{shown}'") if raw != "" else None
     except yaml.YAMLError:
         return key, raw
 
@@ -200,7 +215,7 @@ def load(path: str | Path | None, overrides: list[str] = (), schema: type = Conf
     for item in overrides:
         key, value = parse_override(item, schema)
         cfg = _merge(cfg, _nest(key, value), f"command-line override '{item}'")
-    return cfg
+    return settle_seed(cfg) if issubclass(schema, Config) else cfg
 
 
 def to_yaml(cfg: DictConfig) -> str:

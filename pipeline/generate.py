@@ -18,12 +18,14 @@ from .config import to_yaml
 from .deepcache import with_deepcache
 from .errors import UserError
 from .guidance import MAX_GUIDANCE_SCALE, is_guided
+from .interrupts import held
 from .latents import decode, generators_for, to_pil
+from .limits import check_counts, check_side
 from .loop import StepCallback, denoise
 from .outputs import a1111_parameters, check_writable, save_image
 from .performance import apply_performance, check_model_fits, check_performance
 from .precision import DtypeChoice, announce, check_dtype_name, choose_dtype
-from .schedulers import SCHEDULERS, check_options, make_scheduler, resolve
+from .schedulers import SCHEDULERS, check_options, check_runnable, make_scheduler, resolve
 from .text import TextEmbeddings, encode_prompt, warn_about_prompt
 from .variants import VARIANTS
 from .variants.base import RunContext
@@ -83,6 +85,8 @@ def _check_size(cfg: DictConfig, info: ModelInfo, native: tuple[int, int] | None
         value = cfg[key] if cfg[key] is not None else defaults.get(key, info.default_size)
         if value < factor or value % factor:
             raise UserError(f"{key} must be a positive multiple of {factor} (the VAE factor); got {value}.")
+        source = "" if cfg[key] is not None else " (the input's size)" if native else " (the model's size)"
+        check_side(key, value, source)
         sizes.append(value)
     return sizes[0], sizes[1]
 
@@ -94,10 +98,12 @@ def check(cfg: DictConfig) -> Plan:
     scheduler = resolve(cfg.scheduler.name)
     check_options(scheduler, scheduler_options_of(cfg))
     _check_numbers(cfg)
+    check_counts(cfg)
     device = resolve_device(cfg.model.device)
     check_dtype_name(cfg.model.dtype)
     check_performance(cfg.performance, device)
     info = inspect_model(cfg.model.path, cfg.model.allow_pickle)
+    check_runnable(scheduler, info.scheduler, scheduler_options_of(cfg), cfg.steps)
     precision = choose_dtype(cfg.model.dtype, device, info.unet, info.vae)
     check_model_fits(cfg.performance, info.unet)
     native = VARIANTS[cfg.task].check(cfg, info)
@@ -197,8 +203,9 @@ def run(cfg: DictConfig, progress: bool = True) -> Iterator[Path]:
         images = generate_images(components, cfg, batch, plan.height, plan.width, progress=progress)
         generating += time.perf_counter() - began
         for seed, image in zip(batch, images):
-            yield save_image(image, plan.output_dir, str(seed), image_parameters(plan, seed),
-                             image_config(plan, seed, len(batch)))
+            with held():  # Ctrl-C or SIGTERM during a save waits until its path has reached the caller
+                parameters, resolved = image_parameters(plan, seed), image_config(plan, seed, len(batch))
+                yield save_image(image, plan.output_dir, str(seed), parameters, resolved)
     log.info("%d image(s) generated in %.2f s (%d steps, %dx%d, %s, %d threads); loading took %.2f s.", len(seeds),
              generating, cfg.steps, plan.width, plan.height, plan.precision.name, torch.get_num_threads(),
              loaded - started)

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
 
 from .errors import UserError
+from .limits import check_image_file
 
 DEEP = 65535.0  # the full range of 16-bit samples
 
@@ -29,6 +30,7 @@ def _open(path: str | None, key: str) -> Image.Image:
         raise UserError(f"{key} file {file} does not exist.")
     if not file.is_file():
         raise UserError(f"{key} file {file} is not a regular file (an image file is needed).")
+    check_image_file(file, key)
     try:
         with Image.open(file) as image:
             image.load()

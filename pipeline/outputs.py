@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from .errors import UserError
+from .interrupts import held
 
-NUMBERED = re.compile(r"^(\d{5})-")
+NUMBERED = re.compile(r"^(\d{5,})-")
+FULL = (errno.ENOSPC, errno.EDQUOT)  # no space left, quota exceeded
 
 
 def check_writable(output_dir: str) -> Path:
@@ -45,6 +50,46 @@ def next_number(folder: Path) -> int:
     return max(used, default=0) + 1
 
 
+def number_in_use(folder: Path, number: int) -> bool:
+    """Whether any file or folder in the folder already carries this number."""
+    return any(folder.glob(f"{number:05d}-*"))
+
+
+@contextmanager
+def reserved_number(folder: Path) -> Iterator[int]:
+    """A number no entry of the folder and no other writer uses, held while the caller places its files.
+
+    The hold is a hidden marker created with O_EXCL, so two processes never get the same number: the second
+    either fails to create the marker, or creates it after the first removed it, by when the first's files
+    are in place and the check below sees them. A marker left by a killed process only skips its number.
+    """
+    number = next_number(folder)
+    while True:
+        marker = folder / f".{number:05d}.reserved"
+        try:
+            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            number += 1
+            continue
+        if not number_in_use(folder, number):
+            break
+        marker.unlink()
+        number += 1
+    try:
+        yield number
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+def write_failure(target: str, err: OSError) -> UserError:
+    """One sentence for a failed write naming the target (a folder or file); a full disk says so."""
+    reason = err.strerror or type(err).__name__
+    if err.errno in FULL:
+        return UserError(f"{target} could not be written because the disk is full ({reason}); "
+                         f"the files finished before it are kept.")
+    return UserError(f"{target} could not be written ({reason}); the files finished before it are kept.")
+
+
 def publish(tmp: Path, final: Path) -> bool:
     """Give a finished temp file its final name unless that name exists; True when it was placed."""
     try:
@@ -65,23 +110,41 @@ def temp_file(folder: Path, suffix: str) -> Path:
     return Path(name)
 
 
+def place_pair(folder: Path, stem: str, png_tmp: Path, yaml_tmp: Path) -> Path:
+    """Give the finished temp files the next free NNNNN-stem names: the YAML first, so no PNG is without its YAML."""
+    while True:
+        with reserved_number(folder) as number:
+            yaml_final, png_final = (folder / f"{number:05d}-{stem}{suffix}" for suffix in (".yaml", ".png"))
+            try:
+                os.link(yaml_tmp, yaml_final)
+            except FileExistsError:  # only a writer that reserves no numbers can take a reserved name
+                continue
+            try:
+                os.link(png_tmp, png_final)
+            except FileExistsError:
+                yaml_final.unlink()
+                continue
+            return png_final
+
+
 def save_image(image: Image.Image, folder: Path, stem: str, parameters: str, config_yaml: str) -> Path:
-    """Write NNNNN-stem.png (with the parameters chunk) and NNNNN-stem.yaml; existing files are never touched."""
+    """Write NNNNN-stem.png (with the parameters chunk) and NNNNN-stem.yaml; existing files are never touched.
+
+    Both files are written under temp names, then placed while SIGINT/SIGTERM wait (interrupts.held), so an
+    interrupt leaves both or neither. A full disk or an unwritable folder is a UserError naming the folder.
+    """
     meta = PngInfo()
     meta.add_text("parameters", parameters)
-    png_tmp, yaml_tmp = temp_file(folder, ".png"), temp_file(folder, ".yaml")
+    temps: list[Path] = []
     try:
+        temps += [temp_file(folder, ".png"), temp_file(folder, ".yaml")]
+        png_tmp, yaml_tmp = temps
         image.save(png_tmp, format="PNG", pnginfo=meta)
         yaml_tmp.write_text(config_yaml, encoding="utf-8")
-        number = next_number(folder)
-        while True:
-            name = f"{number:05d}-{stem}"
-            if not (folder / f"{name}.yaml").exists() and publish(png_tmp, folder / f"{name}.png"):
-                break
-            number += 1
-        if not publish(yaml_tmp, folder / f"{name}.yaml"):
-            raise UserError(f"output_dir {folder} gained {name}.yaml while writing; the image is {name}.png.")
-        return folder / f"{name}.png"
+        with held():
+            return place_pair(folder, stem, png_tmp, yaml_tmp)
+    except OSError as err:
+        raise write_failure(f"output_dir {folder}", err) from None
     finally:
-        for tmp in (png_tmp, yaml_tmp):
+        for tmp in temps:
             tmp.unlink(missing_ok=True)

@@ -8,29 +8,36 @@ from typing import Callable
 from PIL import Image
 
 from .errors import UserError
-from .outputs import next_number, publish, temp_file
+from .outputs import publish, reserved_number, temp_file, write_failure
 
 
 def new_run_folder(output_dir: Path, stem: str) -> Path:
-    """Create output_dir/NNNNN-stem with the next free number; an existing folder is never reused."""
+    """Create output_dir/NNNNN-stem with the next free number (reserved like an image's); never an existing one."""
     while True:
-        folder = output_dir / f"{next_number(output_dir):05d}-{stem}"
         try:
-            folder.mkdir()
-            return folder
+            with reserved_number(output_dir) as number:
+                folder = output_dir / f"{number:05d}-{stem}"
+                folder.mkdir()
+                return folder
         except FileExistsError:
             continue
+        except OSError as err:
+            raise write_failure(f"output_dir {output_dir}", err) from None
 
 
 def write_file(folder: Path, name: str, write: Callable[[Path], None]) -> Path:
     """Write a file through a temp name and link it in place; refuse if the name is already taken."""
-    tmp = temp_file(folder, Path(name).suffix)
+    temps: list[Path] = []
     try:
-        write(tmp)
-        if not publish(tmp, folder / name):
+        temps.append(temp_file(folder, Path(name).suffix))
+        write(temps[0])
+        if not publish(temps[0], folder / name):
             raise UserError(f"{folder / name} already exists; it was left untouched.")
+    except OSError as err:
+        raise write_failure(str(folder / name), err) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
     return folder / name
 
 

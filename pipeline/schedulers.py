@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import logging
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -26,8 +28,11 @@ from diffusers import (
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from .errors import UserError
+from .limits import MAX_STEPS
 
 KARRAS = {"use_karras_sigmas": True}
+# Scheduler options that size an allocation when the scheduler is built or stepped: their upper bounds.
+OPTION_LIMITS = {"num_train_timesteps": 10_000, "original_inference_steps": MAX_STEPS, "solver_order": 8}
 SDE = {"algorithm_type": "sde-dpmsolver++"}
 
 
@@ -95,6 +100,10 @@ def check_options(name: str, options: Mapping[str, Any]) -> None:
     for key, value in options.items():
         if not _finite(value):
             raise UserError(f"scheduler.options.{key} must hold finite numbers only; got {value!r}.")
+    for key, limit in OPTION_LIMITS.items():
+        value = options.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and not 1 <= value <= limit:
+            raise UserError(f"scheduler.options.{key} must be an integer from 1 to {limit}; got {value}.")
 
 
 def _finite(value: Any) -> bool:
@@ -106,6 +115,48 @@ def _finite(value: Any) -> bool:
     if isinstance(value, Mapping):
         return all(_finite(v) for v in value.values())
     return True
+
+
+def _reason(err: Exception) -> str:
+    """An exception as 'Type: first sentence', for a message in parentheses."""
+    text = (str(err).splitlines() or [""])[0].split(". ")[0].rstrip(".:")
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+@contextmanager
+def _quiet_diffusers():
+    """Silence diffusers' config warnings for a probe; the real run says them once."""
+    logger = logging.getLogger("diffusers")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def check_runnable(name: str, base_config: Mapping[str, Any], options: Mapping[str, Any], steps: int) -> None:
+    """Build the scheduler and set its timesteps (no weights, milliseconds): bad option values and step counts
+    it cannot make become one sentence before any weights load."""
+    cls = SCHEDULERS[resolve(name)].cls.__name__
+    shown = ", ".join(f"{k}={v}" for k, v in options.items()) or "none"
+    try:
+        with _quiet_diffusers():
+            scheduler = make_scheduler(name, base_config, options, [0])
+    except Exception as err:  # diffusers raises ValueError, NotImplementedError, TypeError... for a bad value
+        raise UserError(f"scheduler.options ({shown}) are refused by {cls} ({_reason(err)}).") from None
+    trained = scheduler.config.num_train_timesteps
+    if steps > trained:
+        raise UserError(f"steps must be at most {trained} for this scheduler (its num_train_timesteps); got {steps}.")
+    try:
+        scheduler.set_timesteps(steps)
+    except Exception as err:
+        raise UserError(f"{cls} cannot make steps={steps} with scheduler.options ({shown}) ({_reason(err)}).") from None
+    latest = int(max(scheduler.timesteps))
+    if latest > trained - 1:  # e.g. steps=1000 with steps_offset=1 and 'leading' spacing asks for timestep 1000
+        raise UserError(f"steps={steps} with scheduler.options ({shown}) makes {cls} start at timestep {latest}, past "
+                        f"the last trained one ({trained - 1}); lower steps or steps_offset, or set "
+                        f"scheduler.options.timestep_spacing=trailing.")
 
 
 def scheduler_options(name: str, options: Mapping[str, Any], seeds: list[int]) -> dict[str, Any]:

@@ -1,6 +1,11 @@
 """Time one UNet call per mode against the GEMM rate, and bfloat16 vs float32 by UNet width:
 python scripts/bench_unet.py configs/bench-unet.yaml [key=value ...]."""
 
+from pipeline.interrupts import quiet_start
+
+if __name__ == "__main__":  # before the slow imports below: Ctrl-C or SIGTERM while starting exits quietly
+    quiet_start()
+
 import argparse
 
 from pipeline.bench.report import append_docs

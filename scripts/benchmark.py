@@ -1,5 +1,10 @@
 """Benchmark ours against diffusers in one run: python scripts/benchmark.py configs/bench.yaml [key=value ...]."""
 
+from pipeline.interrupts import quiet_start
+
+if __name__ == "__main__":  # before the slow imports below: Ctrl-C or SIGTERM while starting exits quietly
+    quiet_start()
+
 import argparse
 
 from pipeline.bench.main import load_bench, run_benchmark

@@ -1,5 +1,10 @@
 """Compare schedulers x steps on one prompt and seed: python scripts/compare_schedulers.py CONFIG [key=value ...]."""
 
+from pipeline.interrupts import quiet_start
+
+if __name__ == "__main__":  # before the slow imports below: Ctrl-C or SIGTERM while starting exits quietly
+    quiet_start()
+
 import argparse
 
 from pipeline import compare, compare_config

@@ -1,5 +1,10 @@
 """Score prompt adherence on the shapes world: python scripts/evaluate.py CONFIG [key=value ...] [--seeds N]."""
 
+from pipeline.interrupts import quiet_start
+
+if __name__ == "__main__":  # before the slow imports below: Ctrl-C or SIGTERM while starting exits quietly
+    quiet_start()
+
 import argparse
 import json
 

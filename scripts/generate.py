@@ -1,5 +1,10 @@
 """Generate images from a YAML config: python scripts/generate.py CONFIG [key=value ...]."""
 
+from pipeline.interrupts import quiet_start
+
+if __name__ == "__main__":  # before the slow imports below: Ctrl-C or SIGTERM while starting exits quietly
+    quiet_start()
+
 import argparse
 
 from pipeline.cli import run_cli

@@ -1,5 +1,10 @@
 """Latent-space tools: python scripts/latents.py {roundtrip,channels,interpolate,noise} CONFIG [key=value ...]."""
 
+from pipeline.interrupts import quiet_start
+
+if __name__ == "__main__":  # before the slow imports below: Ctrl-C or SIGTERM while starting exits quietly
+    quiet_start()
+
 import argparse
 
 from pipeline import latent_tools

@@ -101,7 +101,7 @@ def test_cli_process_exit_code_and_no_traceback(task_file):
     """The real script, in its own process: exit status 2 and a single stderr line."""
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "generate.py"), str(task_file), "scheduler.name=nope"],
-        capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"},
+        capture_output=True, text=True, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
     )
     assert result.returncode == 2
     assert "Traceback" not in result.stderr

@@ -135,7 +135,7 @@ BAD = [
      "compare.schedulers[0]: options has keys DDIMScheduler does not take: karras"),
     ("compare.schedulers=[{nam: ddim}]", "compare.schedulers[0] must be a name or a mapping"),
     ("compare.schedulers=ddim", "compare.schedulers must be 'all', a non-empty list"),
-    ("compare.steps=[5, 0]", "compare.steps[1] must be an integer >= 1; got 0."),
+    ("compare.steps=[5, 0]", "compare.steps[1] must be an integer from 1 to 1000; got 0."),
     ("compare.steps=[]", "compare.steps must be a non-empty list or null"),
     ("compare.guidance_scales=[-1]", "compare.guidance_scales[0] must be a number in [0, 100]; got -1"),
     ("compare.stpes=[5]", "unknown key 'compare.stpes'"),

@@ -16,6 +16,7 @@ from ..config import to_yaml
 from ..errors import UserError
 from ..inputs import read_image
 from ..latents import decode, encode, from_pil, generators_for, to_pil
+from ..limits import MAX_SIDE, check_sheet
 from ..outputs import check_writable
 from ..precision import DtypeChoice, announce, check_dtype_name, choose_dtype
 from ..run_folder import new_run_folder, save_text
@@ -56,6 +57,9 @@ def check_images(cfg: DictConfig, keys: list[str]) -> ImagePlan:
     factor = info.vae_scale_factor
     images = [read_image(OmegaConf.select(cfg, key), key) for key in keys]
     for key, image in zip(keys, images):
+        if max(image.size) > MAX_SIDE:
+            raise UserError(f"{key} is {image.width}x{image.height}; the latent tools take images of at most "
+                            f"{MAX_SIDE} pixels a side.")
         if image.width % factor or image.height % factor:
             raise UserError(f"{key} file {OmegaConf.select(cfg, key)} is {image.width}x{image.height}; its sides must "
                             f"be multiples of {factor} (the VAE factor), so crop or resize it.")
@@ -96,10 +100,14 @@ def summary(result: ToolResult) -> list[str]:
     return lines + [str(result.folder)]
 
 
-def encoded_config_image(cfg: DictConfig) -> tuple[ImagePlan, AutoencoderKL, Image.Image, torch.Tensor]:
-    """Check the config, load the VAE, and encode `image`: the start of roundtrip, channels and noise."""
+def encoded_config_image(
+    cfg: DictConfig, sheet: tuple[str, int] = ("the picture", 3)
+) -> tuple[ImagePlan, AutoencoderKL, Image.Image, torch.Tensor]:
+    """Check the config (and that the command's picture of `sheet` = (what, tiles) tiles stays within bounds),
+    load the VAE, and encode `image`: the start of roundtrip, channels and noise."""
     check_section(cfg)
     plan = check_images(cfg, ["image"])
+    check_sheet(sheet[0], sheet[1], *plan.images[0].size)
     vae = load_vae(plan, cfg.model.allow_pickle)
     [image] = plan.images
     return plan, vae, image, encode_image(vae, image, cfg)

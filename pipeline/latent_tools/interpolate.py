@@ -13,6 +13,7 @@ from ..errors import UserError
 from ..generate import check, generate_images, load
 from ..guidance import is_guided
 from ..latents import generators_for, initial_noise
+from ..limits import check_sheet
 from ..run_folder import save_gif, save_png
 from ..text import TextEmbeddings, encode_prompt
 from ..tool_config import generation_config
@@ -21,10 +22,13 @@ from .mixing import interpolate as mix, weights
 from .noise import diffuse, forward_process, seeded_noise
 from .schema import SECTION, check_section
 
+STRIP = "the interpolation strip (latents.frames)"
+
 
 def image_frames(cfg: DictConfig, progress: bool) -> tuple[list[Image.Image], Path, str]:
     """Frames decoded from the interpolated latents of `image` and latents.image_b, optionally noised."""
     plan = check_images(cfg, ["image", "latents.image_b"])
+    check_sheet(STRIP, cfg.latents.frames, *plan.images[0].size)
     vae = load_vae(plan, cfg.model.allow_pickle)
     first, second = (encode_image(vae, image, cfg) for image in plan.images)
     level, process = cfg.latents.noise_level, forward_process(plan.info.scheduler)
@@ -47,6 +51,7 @@ def generated_frames(cfg: DictConfig, progress: bool) -> tuple[list[Image.Image]
                         f"got '{cfg.task}'.")
     gen_cfg = generation_config(cfg, SECTION)
     plan = check(gen_cfg)
+    check_sheet(STRIP, frames, plan.width, plan.height)
     components = load(plan)
     factor, channels = plan.info.vae_scale_factor, components.vae.config.latent_channels
     shape = (channels, plan.height // factor, plan.width // factor)

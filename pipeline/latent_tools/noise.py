@@ -49,7 +49,8 @@ def seeded_noise(latent: torch.Tensor, seed: int) -> torch.Tensor:
 
 def noise(cfg: DictConfig) -> ToolResult:
     """Decode `image`'s latent at each of latents.noise_levels: decoded images above, latent previews below."""
-    plan, vae, image, latent = encoded_config_image(cfg)
+    plan, vae, image, latent = encoded_config_image(cfg, ("the noise grid (2 rows x latents.noise_levels)",
+                                                           2 * len(cfg.latents.noise_levels)))
     process = forward_process(plan.info.scheduler)
     epsilon = seeded_noise(latent, cfg.seed)
     levels = list(cfg.latents.noise_levels)

@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 
 from ..config import Config
 from ..errors import UserError
+from ..limits import MAX_FRAME_MS, MAX_FRAMES, MAX_LIST, MAX_SEED
 from ..tool_config import load_tool
 
 SECTION = "latents"
@@ -57,8 +58,16 @@ def check_section(cfg: DictConfig) -> None:
     _require(section.between in BETWEEN, "between", f"one of {', '.join(BETWEEN)}", section.between)
     _require(section.method in METHODS, "method", f"one of {', '.join(METHODS)}", section.method)
     _require(section.frames >= 2, "frames", "an integer >= 2", section.frames)
-    _require(section.frame_ms >= 1, "frame_ms", "an integer >= 1 (milliseconds per GIF frame)", section.frame_ms)
+    _require(section.frames <= MAX_FRAMES, "frames", f"at most {MAX_FRAMES}", section.frames)
+    _require(1 <= section.frame_ms <= MAX_FRAME_MS, "frame_ms",
+             f"an integer from 1 to {MAX_FRAME_MS} (milliseconds per GIF frame, 16 bits of centiseconds)",
+             section.frame_ms)
+    _require(0 <= section.seed_b <= MAX_SEED, "seed_b", "an integer from 0 to 2^64 - 1", section.seed_b)
     _require(0 <= section.noise_level <= 1, "noise_level", "a number in [0, 1]", section.noise_level)
     _require(len(section.noise_levels) > 0, "noise_levels", "a non-empty list", list(section.noise_levels))
+    _require(len(section.noise_levels) <= MAX_LIST, "noise_levels", f"a list of at most {MAX_LIST} levels",
+             len(section.noise_levels))
+    if cfg.seed > MAX_SEED:
+        raise UserError(f"seed must be at most {MAX_SEED} (2^64 - 1, the largest seed); got {cfg.seed}.")
     for i, level in enumerate(section.noise_levels):
         _require(0 <= level <= 1, f"noise_levels[{i}]", "a number in [0, 1]", level)

@@ -8,6 +8,7 @@ from PIL import Image
 from ..components import ModelInfo
 from ..errors import UserError
 from ..inputs import read_image
+from ..limits import MAX_SIDE
 from ..loop import LoopSetup
 from . import inpaint
 from .base import RunContext, check_own_size, check_strength, input_size, require_unet_channels
@@ -28,9 +29,15 @@ def check(cfg, info: ModelInfo) -> tuple[int, int]:
     for side in SIDES:
         if cfg.outpaint[side] < 0:
             raise UserError(f"outpaint.{side} must be a number of pixels >= 0; got {cfg.outpaint[side]}.")
+        if cfg.outpaint[side] > MAX_SIDE:
+            raise UserError(f"outpaint.{side} must be at most {MAX_SIDE} pixels; got {cfg.outpaint[side]}.")
     if not any(cfg.outpaint[side] for side in SIDES):
         raise UserError("outpaint needs padding on at least one side (outpaint.left/right/top/bottom); all are 0.")
     size = padded_size(cfg, input_size(cfg))
+    for (first, second), value, what in ((SIDES[:2], size[0], "wide"), (SIDES[2:], size[1], "high")):
+        if value > MAX_SIDE:
+            raise UserError(f"outpaint.{first} and outpaint.{second} make the image {value} pixels {what}; the "
+                            f"outpainted size may be at most {MAX_SIDE}.")
     if (cfg.width, cfg.height) not in ((None, None), size):
         raise UserError(f"outpaint sets the size itself ({size[0]}x{size[1]}); leave height and width unset.")
     return check_own_size(cfg, info, size, f"image file {cfg.image} with the outpaint padding",
