@@ -20,9 +20,10 @@ from .errors import UserError
 log = logging.getLogger("pipeline")
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-# Below this many UNet parameters bfloat16 loses on the CPU even where native: a 34M-parameter SD-shaped UNet
-# ran 1.02x float32's time per call at 64x64, 8.6M ran 1.18x, the shipped 3.9M 1.05x; 137M ran 0.67x.
-CPU_BFLOAT16_MIN_PARAMS = 50_000_000
+# Below this many UNet parameters bfloat16 does not pay on the CPU even where native (scripts/bench_unet.py, SD-shaped
+# UNets at 64x64 on a Zen 5: bfloat16 / float32 time per call 1.16 at 1.0M, 1.11 at 3.1M, 0.99 at 10.4M, 0.78 at
+# 37.5M, 0.62 at 142M, 0.22 at 860M; the shipped 3.9M model ran 1.14): past break-even, with a margin.
+CPU_BFLOAT16_MIN_PARAMS = 20_000_000
 AVX512_LEVELS = ("AVX512", "AVX512_BF16", "AMX")
 
 

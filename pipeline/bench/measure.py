@@ -121,7 +121,7 @@ def gemm_rate(device: torch.device, dtype: torch.dtype, budget: float = 3.0, lar
         seconds = once if once > budget / 4 else _product_seconds(a, b, device, repeats)
         best = max(best, 2 * n**3 / seconds)
         left = budget - (time.perf_counter() - spent)
-        if n * 2 > largest or 8 * seconds * (1 + repeats) > left:
+        if n * 2 > largest or 8 * once + budget / 8 > left:  # the next size: a product 8x longer, then repeats
             return best, n
         n *= 2
 

@@ -47,7 +47,7 @@ def evaluate(cfg: DictConfig, seeds_per_prompt: int = 3) -> dict:
     return {
         "model": cfg.model.path,
         "settings": {"scheduler": cfg.scheduler.name, "steps": cfg.steps, "guidance_scale": cfg.guidance_scale,
-                     "dtype": cfg.model.dtype, "seeds_per_prompt": seeds_per_prompt,
+                     "dtype": plan.precision.name, "seeds_per_prompt": seeds_per_prompt,
                      "prompts": len(eval_specs())},
         "default": score_prompt_set(components, cfg, seeds),
         "guidance_1": score_prompt_set(components, cfg, seeds, guidance_scale=1.0),
