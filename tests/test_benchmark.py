@@ -23,7 +23,7 @@ def test_gemm_probe_keeps_to_its_time_budget():
 
 
 def test_benchmark_reports_every_measure(tiny_model, tmp_path):
-    bench = load_bench(None, [f"model={tiny_model}", "height=16", "width=16", "steps=2", "repeats=2",
+    bench = load_bench(None, [f"model={tiny_model}", "height=16", "width=16", "steps=2", "repeats=2", "option_repeats=1",
                               "gemm_budget_s=0.5", "vae_tiling_size=32",
                               "options=[guidance_1,guidance_cutoff,channels_last,deepcache,token_merging,vae_tiling]",
                               f"output_dir={tmp_path}", f"docs={tmp_path / 'bench.md'}"])

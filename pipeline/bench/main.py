@@ -26,7 +26,7 @@ from .sd15 import build_sd15
 def check(bench) -> None:
     """Refuse a bad benchmark config before any model is built."""
     resolve(bench.scheduler)
-    for key in ("steps", "repeats", "num_images"):
+    for key in ("steps", "repeats", "option_repeats", "num_images"):
         if bench[key] < 1:
             raise UserError(f"{key} must be an integer >= 1; got {bench[key]}.")
     unknown = [o for o in bench.options if o not in OPTIONS]
@@ -140,10 +140,16 @@ def shares(bench, built, seeds, device) -> dict:
     return result
 
 
+def median_run(components, cfg, seeds, sections: bool, repeats: int):
+    """The run of median time among `repeats` runs of the same work (a single run of a fast model is noisy)."""
+    runs = sorted((run_ours(components, cfg, seeds, sections=sections) for _ in range(repeats)), key=lambda m: m.seconds)
+    return runs[(len(runs) - 1) // 2]
+
+
 def options(bench, built, seeds, auto: str) -> dict:
-    """Each opt-in option against our default run (the auto dtype), one run each after a warm run."""
+    """Each opt-in option against our default run (the auto dtype): the median of option_repeats runs each."""
     components = built[auto]
-    base = run_ours(components, run_config(bench), seeds, sections=True)
+    base = median_run(components, run_config(bench), seeds, True, bench.option_repeats)
     result = {"baseline_seconds": base.seconds, "baseline_unet_seconds": base.sections["unet"]}
     for option in tqdm(bench.options, desc="options"):
         if option == "vae_tiling":
@@ -165,7 +171,7 @@ def options(bench, built, seeds, auto: str) -> dict:
             apply_performance(variant, run_config(bench, **{f"performance.{option}": value}).performance)
         cfg = run_config(bench, **overrides)
         warm = run_ours(variant, cfg, seeds) if option == "compile" else None
-        timed = run_ours(variant, cfg, seeds, sections=option not in ("compile", "deepcache"))
+        timed = median_run(variant, cfg, seeds, option not in ("compile", "deepcache"), bench.option_repeats)
         result[option] = {
             "seconds": timed.seconds,
             "vs_baseline": timed.seconds / base.seconds,

@@ -24,6 +24,7 @@ class BenchConfig:
     seed: int = 0
     num_images: int = 1
     repeats: int = 3
+    option_repeats: int = 3  # runs per option (and baseline), the median kept
     dtypes: list[str] = field(default_factory=lambda: ["float32", "bfloat16"])  # ones not native here are skipped
     options: list[str] = field(default_factory=lambda: ["guidance_1", "guidance_cutoff", "attention_slicing"])
     guidance_cutoff: float = 0.5
