@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import pickle
 import re
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
@@ -139,9 +141,29 @@ def load_extra(path: str, part: str, weights: dict[str, Any], device: torch.devi
     raise ValueError(f"unknown optional model part {part}")
 
 
+@contextmanager
+def refused_pickles(path: str, part: str) -> Iterator[None]:
+    """A pickle weight file that safe loading refuses (torch.load weights_only=True: code or foreign objects in it,
+    never run) becomes one sentence naming the component, instead of torch's page-long message."""
+    try:
+        yield
+    except (pickle.UnpicklingError, OSError) as err:
+        causes, cause = [], err
+        while cause is not None:
+            causes.append(cause)
+            cause = cause.__cause__ or cause.__context__
+        if not any(isinstance(c, pickle.UnpicklingError) for c in causes):
+            raise
+        raise UserError(f"model.path component {Path(path) / part} holds a pickle weight file that safe loading "
+                        "(torch.load with weights_only=True) refuses: it holds code or objects besides tensors, "
+                        "and none of it was run.") from None
+
+
 def load_vae(path: str, device: torch.device, dtype: torch.dtype, allow_pickle: bool = False) -> AutoencoderKL:
     """Only the VAE of a model, placed and in eval mode (the latent tools need no more)."""
-    vae = AutoencoderKL.from_pretrained(path, subfolder="vae", use_safetensors=None if allow_pickle else True, dtype=dtype)
+    with refused_pickles(path, "vae"):
+        vae = AutoencoderKL.from_pretrained(path, subfolder="vae", use_safetensors=None if allow_pickle else True,
+                                            dtype=dtype)
     return vae.to(device).eval().requires_grad_(False)
 
 
@@ -152,8 +174,10 @@ def load_components(
     path = info.path
     weights = {"use_safetensors": None if allow_pickle else True, "dtype": dtype}
     tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer")
-    text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", **weights)
-    unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", **weights)
+    with refused_pickles(path, "text_encoder"):
+        text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", **weights)
+    with refused_pickles(path, "unet"):
+        unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", **weights)
     vae = load_vae(path, device, dtype, allow_pickle)
     for module in (text_encoder, unet):
         module.to(device).eval().requires_grad_(False)

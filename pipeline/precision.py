@@ -50,7 +50,12 @@ def cpu_bfloat16_support() -> tuple[bool, str]:
     except AttributeError:  # a torch without the private checks: oneDNN's own answer
         avx512_bf16, amx = torch.ops.mkldnn._is_mkldnn_bf16_supported(), False
     features = [name for name, has in (("AVX512-BF16", avx512_bf16), ("AMX", amx)) if has]
-    described = f"capability {capability}" + (f", {' and '.join(features)}" if features else ", no AVX512-BF16 or AMX")
+    if not features:
+        described = f"capability {capability}, no AVX512-BF16 or AMX"
+    elif capability not in AVX512_LEVELS:
+        described = f"capability {capability}: torch dispatches no AVX-512 kernels, though the CPU reports {' and '.join(features)}"
+    else:
+        described = f"capability {capability}, {' and '.join(features)}"
     return bool(features) and capability in AVX512_LEVELS, described
 
 

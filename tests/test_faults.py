@@ -212,3 +212,35 @@ def test_every_limit_case_is_refused_before_weights_load(tiny_model, tmp_path_fa
         overrides = case.overrides(tmp, tiny_model) if callable(case.overrides) else case.overrides
         assert table.run_tool_in_process(case, path, overrides) == 2, case.name
         assert case.expected in capsys.readouterr().err, case.name
+
+
+class _Payload:
+    """Unpickling this runs code: it would create the marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_pickle_payload_is_not_run_even_with_allow_pickle(tiny_model, tmp_path, capsys):
+    """model.allow_pickle loads .bin weights with torch.load(weights_only=True): a code payload is refused, not run."""
+    import pickle
+    import shutil
+
+    from pipeline import cli
+
+    folder = tmp_path / "evil"
+    shutil.copytree(tiny_model, folder)
+    (folder / "unet" / "diffusion_pytorch_model.safetensors").unlink()
+    marker = tmp_path / "payload-ran"
+    with open(folder / "unet" / "diffusion_pytorch_model.bin", "wb") as f:
+        pickle.dump({"conv_in.weight": _Payload(marker)}, f)
+    code = cli.run_cli(str(ROOT / "configs" / "txt2img.yaml"),
+                       [f"model.path={folder}", "model.allow_pickle=true", f"output_dir={tmp_path / 'out'}", "steps=1"])
+    err = capsys.readouterr().err
+    assert not marker.exists(), "the pickle payload ran"
+    assert code == 2 and not list(tmp_path.rglob("*.png"))
+    [line] = [line for line in err.strip().splitlines() if line.startswith("error: ")]  # diffusers adds its own lines
+    assert line.startswith("error: model.path component") and "weights_only=True" in line and "Traceback" not in err
