@@ -21,8 +21,8 @@ log = logging.getLogger("pipeline")
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 # Below this many UNet parameters bfloat16 does not pay on the CPU even where native (scripts/bench_unet.py, SD-shaped
-# UNets at 64x64 on a Zen 5: bfloat16 / float32 time per call 1.16 at 1.0M, 1.11 at 3.1M, 0.99 at 10.4M, 0.78 at
-# 37.5M, 0.62 at 142M, 0.22 at 860M; the shipped 3.9M model ran 1.14): past break-even, with a margin.
+# UNets at 64x64, batch 2, on a Zen 5: bfloat16 / float32 time per call 1.12 at 1.0M and 3.1M, 1.01 at 10.4M,
+# 0.78 at 37.5M, 0.59 at 142M, 0.22 at 860M; docs/benchmarks.md): past break-even, with a margin.
 CPU_BFLOAT16_MIN_PARAMS = 20_000_000
 AVX512_LEVELS = ("AVX512", "AVX512_BF16", "AMX")
 
