@@ -68,8 +68,8 @@ def test_a_reserved_number_is_skipped_by_images_and_run_folders(tmp_path):
     assert leftovers(tmp_path) == []
 
 
-def test_interrupt_while_placing_files_leaves_both(tmp_path, monkeypatch):
-    """A signal between the YAML and the PNG link waits until both are placed (signals_as_interrupts is on)."""
+def signal_after_first_link(monkeypatch) -> None:
+    """Send this process SIGTERM right after the first file of a save is linked into place."""
     real_link, calls = os.link, []
 
     def link_then_signal(src, dst):
@@ -79,21 +79,18 @@ def test_interrupt_while_placing_files_leaves_both(tmp_path, monkeypatch):
             os.kill(os.getpid(), signal.SIGTERM)
 
     monkeypatch.setattr(outputs.os, "link", link_then_signal)
+
+
+def test_interrupt_while_placing_files_leaves_both(tmp_path, monkeypatch):
+    """A signal between the YAML and the PNG link waits until both are placed (signals_as_interrupts is on)."""
+    signal_after_first_link(monkeypatch)
     with interrupts.signals_as_interrupts(), pytest.raises(interrupts.Terminated):
         outputs.save_image(Image.new("RGB", (8, 8)), tmp_path, "1", "p", "seed: 1\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["00001-1.png", "00001-1.yaml"]
 
 
 def test_sigterm_during_a_save_still_lists_its_image(tiny_model, tmp_path, monkeypatch, capsys):
-    real_link, calls = os.link, []
-
-    def link_then_signal(src, dst):
-        real_link(src, dst)
-        calls.append(dst)
-        if len(calls) == 1:
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    monkeypatch.setattr(outputs.os, "link", link_then_signal)
+    signal_after_first_link(monkeypatch)
     task = table.task_file(tmp_path, tiny_model, "generate")
     code = cli.run_cli(str(task), ["steps=1", "num_images=3"])
     out, err = capsys.readouterr()
