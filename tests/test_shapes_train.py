@@ -9,6 +9,7 @@ import torch
 from diffusers import StableDiffusionDepth2ImgPipeline, StableDiffusionPipeline, UNet2DConditionModel
 from safetensors.torch import load_file
 
+from pipeline.errors import UserError
 from pipeline.shapes.train import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,3 +59,17 @@ def test_config_typo_is_one_clear_error(tmp_path: Path, capsys) -> None:
         with pytest.raises(SystemExit) as stop:
             main([TINY, f"run_dir={tmp_path}", override])
         assert stop.value.code == 2 and expected in capsys.readouterr().err
+
+
+def test_recipe_precision_follows_the_cpu(monkeypatch):
+    """precision: auto autocasts to bfloat16 only where the CPU runs it natively (emulated it is ~100x slower)."""
+    from pipeline.shapes import train_config
+
+    recipe = train_config.load_config("configs/train.yaml")
+    assert recipe.precision == "auto"
+    for native in (True, False):
+        monkeypatch.setattr(train_config, "cpu_bfloat16_support", lambda native=native: (native, "patched"))
+        assert recipe.bf16 is native
+    assert train_config.load_config("configs/train.yaml", ["precision=float32"]).bf16 is False
+    with pytest.raises(UserError, match="precision must be one of auto, float32, bfloat16; got 'fp8'"):
+        train_config.load_config("configs/train.yaml", ["precision=fp8"])
