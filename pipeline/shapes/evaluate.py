@@ -35,7 +35,7 @@ def eval_specs() -> list[PromptSpec]:
     ]
 
 
-def _pixels(image: Image.Image | np.ndarray) -> np.ndarray:
+def pixels(image: Image.Image | np.ndarray) -> np.ndarray:
     """An (H, W, 3) float32 RGB array of an image."""
     return np.asarray(image.convert("RGB") if isinstance(image, Image.Image) else image, np.float32)
 
@@ -47,7 +47,7 @@ def nearest_colour(rgb: np.ndarray) -> np.ndarray:
 
 def colour_share(image: Image.Image | np.ndarray, colour: str, tolerance: float = 60.0) -> float:
     """Fraction of pixels within `tolerance` (RGB distance) of a named colour."""
-    distance = np.linalg.norm(_pixels(image) - np.array(COLOURS[colour], np.float32), axis=-1)
+    distance = np.linalg.norm(pixels(image) - np.array(COLOURS[colour], np.float32), axis=-1)
     return float((distance <= tolerance).mean())
 
 
@@ -63,7 +63,7 @@ def shape_class(mask: np.ndarray) -> str:
 
 def analyse(image: Image.Image | np.ndarray) -> dict[str, str | None]:
     """Read background colour, foreground colour and shape class from an image's pixels."""
-    rgb = _pixels(image)
+    rgb = pixels(image)
     labels = nearest_colour(rgb)
     border = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
     background = int(np.bincount(border, minlength=len(NAMES)).argmax())
