@@ -9,6 +9,8 @@ from tqdm.auto import tqdm
 from ..components import Components
 from ..generate import check, generate_images, load
 from .evaluate import PromptSpec, accuracy, colour_share, eval_specs, score_image
+from .grammar import GrammarPrompt, grammar_prompts, summarise
+from .scene_score import score_scene
 
 NEGATIVE_SPEC = PromptSpec("red", "circle", "blue")
 
@@ -38,17 +40,36 @@ def negative_prompt_effect(components: Components, cfg: DictConfig, seeds: list[
             "share_with": share(negated)}
 
 
-def evaluate(cfg: DictConfig, seeds_per_prompt: int = 3) -> dict:
-    """Default settings, guidance 1.0 and the negative-prompt test, on components loaded once."""
+def score_grammar(components: Components, cfg: DictConfig, seeds: list[int], prompts: list[GrammarPrompt],
+                  **overrides) -> dict:
+    """Scene-level scores of the caption-grammar prompt set: per attribute, headline shares and breakdowns."""
+    rows = []
+    for prompt in tqdm(prompts, desc="prompts", leave=False):
+        for image in generate_for(components, cfg, prompt.prompt, seeds, **overrides):
+            rows.append((prompt, score_scene(image, prompt.scene, prompt.with_size, prompt.with_place,
+                                             prompt.with_background)))
+    return summarise(rows)
+
+
+def evaluate(cfg: DictConfig, seeds_per_prompt: int = 3, grammar: bool = False,
+             prompts: list[GrammarPrompt] | None = None) -> dict:
+    """Default settings, guidance 1.0 and the negative-prompt test, on components loaded once; with `grammar`,
+    the whole caption grammar (grammar_prompts(), or `prompts`) at the config's guidance and at 1.0 instead."""
     plan = check(cfg)
     components = load(plan)
     cfg = OmegaConf.merge(cfg, {"height": plan.height, "width": plan.width})
     seeds = [cfg.seed + i for i in range(seeds_per_prompt)]
+    prompts = grammar_prompts() if prompts is None else prompts
+    settings = {"scheduler": cfg.scheduler.name, "steps": cfg.steps, "guidance_scale": cfg.guidance_scale,
+                "dtype": plan.precision.name, "seeds_per_prompt": seeds_per_prompt,
+                "prompts": len(prompts) if grammar else len(eval_specs())}
+    if grammar:
+        return {"model": cfg.model.path, "settings": settings,
+                "default": score_grammar(components, cfg, seeds, prompts),
+                "guidance_1": score_grammar(components, cfg, seeds, prompts, guidance_scale=1.0)}
     return {
         "model": cfg.model.path,
-        "settings": {"scheduler": cfg.scheduler.name, "steps": cfg.steps, "guidance_scale": cfg.guidance_scale,
-                     "dtype": plan.precision.name, "seeds_per_prompt": seeds_per_prompt,
-                     "prompts": len(eval_specs())},
+        "settings": settings,
         "default": score_prompt_set(components, cfg, seeds),
         "guidance_1": score_prompt_set(components, cfg, seeds, guidance_scale=1.0),
         "negative_prompt": negative_prompt_effect(components, cfg, seeds),
