@@ -22,7 +22,7 @@ from ..components import inspect_model, resolve_device
 from ..errors import UserError
 from ..precision import DTYPES
 from .main import native_dtypes
-from .measure import cpu_description, describe_cpu, gemm_rate, unet_flops
+from .measure import cpu_description, describe_cpu, gemm_rate, sync, unet_flops
 from .sd15 import UNET as SD15_UNET
 
 MODES = ("eager", "channels_last", "sdpa_math", "compile", "compile_freezing")
@@ -85,22 +85,17 @@ def _call(unet, mode: str, sample: torch.Tensor, context: torch.Tensor) -> Calla
     return call
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def time_call(call: Callable[[], torch.Tensor], device: torch.device, repeats: int) -> tuple[float, float]:
     """(seconds of the first call, which pays compilation; the best of `repeats` calls after it)."""
-    _sync(device)
+    sync(device)
     start = time.perf_counter()
     call()
-    _sync(device)
+    sync(device)
     first, best = time.perf_counter() - start, float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
         call()
-        _sync(device)
+        sync(device)
         best = min(best, time.perf_counter() - start)
     return first, best
 
