@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import inspect
-import logging
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -29,6 +27,7 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from .errors import UserError
 from .limits import MAX_STEPS
+from .quiet import quiet_libraries
 
 KARRAS = {"use_karras_sigmas": True}
 # Scheduler options that size an allocation when the scheduler is built or stepped: their upper bounds.
@@ -123,25 +122,13 @@ def _reason(err: Exception) -> str:
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
-@contextmanager
-def _quiet_diffusers():
-    """Silence diffusers' config warnings for a probe; the real run says them once."""
-    logger = logging.getLogger("diffusers")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
 def check_runnable(name: str, base_config: Mapping[str, Any], options: Mapping[str, Any], steps: int) -> None:
     """Build the scheduler and set its timesteps (no weights, milliseconds): bad option values and step counts
     it cannot make become one sentence before any weights load."""
     cls = SCHEDULERS[resolve(name)].cls.__name__
     shown = ", ".join(f"{k}={v}" for k, v in options.items()) or "none"
     try:
-        with _quiet_diffusers():
+        with quiet_libraries():
             scheduler = make_scheduler(name, base_config, options, [0])
     except Exception as err:  # diffusers raises ValueError, NotImplementedError, TypeError... for a bad value
         raise UserError(f"scheduler.options ({shown}) are refused by {cls} ({_reason(err)}).") from None

@@ -7,9 +7,7 @@ and shapes with the model the config builds on the meta device (no memory, ~0.05
 from __future__ import annotations
 
 import json
-import logging
 import re
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,25 +17,12 @@ from safetensors import SafetensorError, safe_open
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from .errors import UserError
+from .quiet import quiet_libraries
 
 STEMS = {"unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model", "text_encoder": "model"}
 # diffusers renames the VAE attention weights of old checkpoints on load; compare under the new names
 DEPRECATED = re.compile(r"\.(query|key|value|proj_attn)\.(weight|bias)$")
 RENAMED = {"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn": "to_out.0"}
-
-
-@contextmanager
-def _quiet():
-    """The libraries' config chatter off while a model is built only to list its tensors."""
-    loggers = [logging.getLogger(name) for name in ("diffusers", "transformers")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        for logger, level in zip(loggers, levels):
-            logger.setLevel(level)
 
 
 def _reason(err: Exception) -> str:
@@ -48,7 +33,7 @@ def _reason(err: Exception) -> str:
 def expected_tensors(part: str, folder: Path, config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     """Tensor names and shapes of the model this part's config describes, built on the meta device."""
     try:
-        with _quiet(), torch.device("meta"):
+        with quiet_libraries(), torch.device("meta"):
             if part == "text_encoder":
                 model = CLIPTextModel(CLIPTextConfig.from_pretrained(folder))
             else:
