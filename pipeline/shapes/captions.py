@@ -1,8 +1,10 @@
 """English captions of world scenes: the full description and the randomly thinned training form."""
 
+import dataclasses
+
 import numpy as np
 
-from pipeline.shapes.world import COLOURS, RELATIONS, SHAPES, SIZES, Scene, Shape
+from pipeline.shapes.world import COLOURS, POSITIONS, RELATIONS, SHAPES, SIZES, Scene, Shape
 
 PLACE_PHRASES: dict[str, str] = {
     "centre": "in the centre",
@@ -48,12 +50,40 @@ def describe(
     return BACKGROUND_FORMS[form].format(text=text, bg=scene.background)
 
 
+def _other(rng: np.random.Generator, value: str, choices: list[str], share: float) -> str:
+    """`value`, or with chance `share` another of `choices`."""
+    if rng.random() >= share:
+        return value
+    return str(rng.choice([c for c in choices if c != value]))
+
+
+def mislabelled(scene: Scene, rng: np.random.Generator, share: float) -> Scene:
+    """The scene as a careless captioner describes it: each attribute (colour, kind, size, place of each
+    shape, the relation, the background) named wrongly with chance `share`, as web captions are noisy."""
+    if share <= 0:
+        return scene
+    shapes = tuple(
+        dataclasses.replace(
+            shape, colour=_other(rng, shape.colour, list(COLOURS), share),
+            kind=_other(rng, shape.kind, list(SHAPES), share),
+            size=_other(rng, shape.size, list(SIZES), share),
+            position=_other(rng, shape.position, list(POSITIONS), share),
+        )
+        for shape in scene.shapes
+    )
+    relation = None if scene.relation is None else _other(rng, scene.relation, list(RELATIONS), share)
+    background = _other(rng, scene.background, list(COLOURS), share)
+    return dataclasses.replace(scene, shapes=shapes, relation=relation, background=background)
+
+
 def training_caption(
-    scene: Scene, rng: np.random.Generator, drop: float = 0.3, empty: float = 0.1
+    scene: Scene, rng: np.random.Generator, drop: float = 0.3, empty: float = 0.1, mislabel: float = 0.0
 ) -> str:
-    """A training caption: empty with chance `empty` (for guidance), else with parts dropped."""
+    """A training caption: empty with chance `empty` (for guidance), else with parts dropped and, with
+    chance `mislabel` per attribute, a wrong word."""
     if rng.random() < empty:
         return ""
+    scene = mislabelled(scene, rng, mislabel)
     keep = rng.random(3) >= drop
     form = int(rng.integers(len(BACKGROUND_FORMS)))
     return describe(scene, bool(keep[0]), bool(keep[1]), bool(keep[2]), form)

@@ -28,7 +28,7 @@ def cache_latents(config: TrainConfig, run_dir: Path, vae: AutoencoderKL) -> tor
         return saved["latents"]
     started = time.perf_counter()
     count, share = config.latents.scenes, config.two_shape_share
-    scenes = make_scenes(training_scenes_seed(config), count, share)
+    scenes = make_scenes(training_scenes_seed(config), count, share, config.variation)
     size = config.latents.batch_size
     chunks = []
     for start in tqdm(range(0, len(scenes), size), desc="latents", mininterval=5):

@@ -8,6 +8,7 @@ from omegaconf import OmegaConf
 from pipeline import config
 from pipeline.errors import UserError
 from pipeline.precision import cpu_bfloat16_support
+from pipeline.shapes.world import Variation
 
 
 @dataclass
@@ -61,8 +62,19 @@ class UnetConfig:
     min_snr_gamma: float = 5.0
     caption_drop: float = 0.3
     caption_empty: float = 0.1
+    mislabel: float = 0.0
     checkpoint_every: int = 250
     eval_every: int = 1000
+
+
+@dataclass
+class WorldConfig:
+    """What a scene may vary beyond its caption (pipeline.shapes.world.Variation)."""
+
+    position_jitter: float = 4.0
+    radius_jitter: float = 1.5
+    shade_jitter: int = 20
+    apart: bool = True
 
 
 @dataclass
@@ -88,6 +100,19 @@ class DepthConfig:
 
 
 @dataclass
+class InpaintConfig:
+    """The inpainting model: the trained UNet plus mask and masked-image channels, fine-tuned on random masks."""
+
+    export_dir: str = "models/tiny-shapes-inpaint"
+    batch_size: int = 64
+    steps: int = 1200
+    lr: float = 2e-4
+    warmup_steps: int = 50
+    checkpoint_every: int = 200
+    full_mask_share: float = 0.25
+
+
+@dataclass
 class TrainConfig:
     """The whole recipe: VAE -> cached latents -> UNet + text encoder -> diffusers folder."""
 
@@ -98,13 +123,20 @@ class TrainConfig:
     precision: str = "auto"  # auto: bfloat16 autocast where this CPU runs bfloat16 natively, else float32
     two_shape_share: float = 0.25
     until: str = "export"
+    world: WorldConfig = field(default_factory=WorldConfig)
     vae: VaeConfig = field(default_factory=VaeConfig)
     latents: LatentConfig = field(default_factory=LatentConfig)
     text: TextConfig = field(default_factory=TextConfig)
     unet: UnetConfig = field(default_factory=UnetConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     depth: DepthConfig = field(default_factory=DepthConfig)
+    inpaint: InpaintConfig = field(default_factory=InpaintConfig)
 
+    @property
+    def variation(self) -> Variation:
+        """The world's variation this recipe trains on."""
+        world = self.world
+        return Variation(world.position_jitter, world.radius_jitter, world.shade_jitter, world.apart)
 
     @property
     def bf16(self) -> bool:
@@ -115,7 +147,7 @@ class TrainConfig:
         return self.precision == "bfloat16"
 
 
-STAGES = ("vae", "latents", "unet", "export", "depth")
+STAGES = ("vae", "latents", "unet", "export", "depth", "inpaint")
 PRECISIONS = ("auto", "float32", "bfloat16")
 
 

@@ -63,7 +63,7 @@ def diffusion_loss(
     rng = np.random.default_rng([config.seed, 3, step])
     picks = rng.integers(0, len(scenes), size=spec.batch_size)
     captions = [
-        training_caption(scenes[i], rng, spec.caption_drop, spec.caption_empty) for i in picks
+        training_caption(scenes[i], rng, spec.caption_drop, spec.caption_empty, spec.mislabel) for i in picks
     ]
     ids = tokenizer(
         captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
@@ -126,7 +126,7 @@ def train_unet(
         step, elapsed = state["step"], state["elapsed"]
     noise_scheduler = DDPMScheduler.from_config(SCHEDULER_CONFIG)
     scaled = latents * vae.config.scaling_factor
-    scenes = make_scenes(training_scenes_seed(config), len(latents), config.two_shape_share)
+    scenes = make_scenes(training_scenes_seed(config), len(latents), config.two_shape_share, config.variation)
     started = time.perf_counter() - elapsed
     bar = tqdm(range(step, spec.steps), initial=step, total=spec.steps, desc="unet", mininterval=5)
     for step in bar:

@@ -12,13 +12,16 @@ from tqdm import tqdm
 from pipeline.shapes.checkpoint import cosine_lr, load_state, save_state, update_summary
 from pipeline.shapes.models import build_vae
 from pipeline.shapes.train_config import TrainConfig
-from pipeline.shapes.world import make_scenes, random_scene, render_batch
+from pipeline.shapes.world import Variation, make_scenes, random_scene, render_batch
 
 
-def scene_batch(seed: int, step: int, size: int, two_shape_share: float) -> torch.Tensor:
+def scene_batch(
+    seed: int, step: int, size: int, two_shape_share: float, variation: Variation | None = None
+) -> torch.Tensor:
     """The step's images in [-1, 1]; a function of (seed, step) alone, so a resume repeats it."""
     rng = np.random.default_rng([seed, step])
-    return torch.from_numpy(render_batch([random_scene(rng, two_shape_share) for _ in range(size)]))
+    scenes = [random_scene(rng, two_shape_share, variation) for _ in range(size)]
+    return torch.from_numpy(render_batch(scenes))
 
 
 def _gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,14 +72,14 @@ def train_vae(config: TrainConfig, run_dir: Path) -> AutoencoderKL:
         vae.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
         step, elapsed = state["step"], state["elapsed"]
-    held_out_scenes = make_scenes(config.seed + 1, 64, config.two_shape_share)
+    held_out_scenes = make_scenes(config.seed + 1, 64, config.two_shape_share, config.variation)
     held_out = torch.from_numpy(render_batch(held_out_scenes))
     started = time.perf_counter() - elapsed
     bar = tqdm(range(step, spec.steps), initial=step, total=spec.steps, desc="vae", mininterval=5)
     for step in bar:
         for group in optimiser.param_groups:
             group["lr"] = spec.lr * cosine_lr(step, spec.steps, warmup=50)
-        images = scene_batch(config.seed, step, spec.batch_size, config.two_shape_share)
+        images = scene_batch(config.seed, step, spec.batch_size, config.two_shape_share, config.variation)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
             loss = vae_loss(vae, images, config, step)
         optimiser.zero_grad(set_to_none=True)
