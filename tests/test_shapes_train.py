@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from diffusers import StableDiffusionDepth2ImgPipeline, StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import (
+    StableDiffusionDepth2ImgPipeline, StableDiffusionInpaintPipeline, StableDiffusionPipeline, UNet2DConditionModel,
+)
+from PIL import Image
 from safetensors.torch import load_file
 
 from pipeline.errors import UserError
@@ -17,10 +20,11 @@ TINY = str(ROOT / "configs" / "train-tiny.yaml")
 
 
 def test_tiny_recipe_end_to_end_exports_loadable_pipeline(tmp_path: Path) -> None:
-    export, depth = tmp_path / "model", tmp_path / "depth"
-    main([TINY, f"run_dir={tmp_path / 'run'}", f"export_dir={export}", "until=depth", f"depth.export_dir={depth}"])
+    export, depth, inpaint = tmp_path / "model", tmp_path / "depth", tmp_path / "inpaint"
+    main([TINY, f"run_dir={tmp_path / 'run'}", f"export_dir={export}", "until=inpaint", f"depth.export_dir={depth}",
+          f"inpaint.export_dir={inpaint}"])
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert set(summary["stages"]) == {"vae", "latents", "unet", "export", "depth"}
+    assert set(summary["stages"]) == {"vae", "latents", "unet", "export", "depth", "inpaint"}
     assert summary["evals"][-1]["final"]
     assert not list(export.rglob("*.bin")) and not list(export.rglob("*.pt"))
     vae_config = json.loads((export / "vae" / "config.json").read_text())
@@ -41,6 +45,16 @@ def test_tiny_recipe_end_to_end_exports_loadable_pipeline(tmp_path: Path) -> Non
     assert depth_pipe(
         "a large red circle in the centre, blue background", image=image, num_inference_steps=2,
         depth_map=torch.rand(1, 64, 64), generator=torch.Generator().manual_seed(0),
+    ).images[0].size == (64, 64)
+
+    assert UNet2DConditionModel.from_pretrained(inpaint, subfolder="unet").config.in_channels == 9
+    assert (inpaint / "text_encoder").is_symlink() and (inpaint / "tokenizer" / "vocab.json").is_file()
+    inpaint_pipe = StableDiffusionInpaintPipeline.from_pretrained(inpaint, safety_checker=None)
+    mask = Image.new("L", (64, 64), 0)
+    mask.paste(255, (16, 16, 48, 48))
+    assert inpaint_pipe(
+        "a large red circle in the centre, blue background", image=image, mask_image=mask, num_inference_steps=2,
+        height=64, width=64, generator=torch.Generator().manual_seed(0),
     ).images[0].size == (64, 64)
 
 

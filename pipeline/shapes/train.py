@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 from pipeline.shapes.checkpoint import read_summary, update_summary
 from pipeline.shapes.depth_train import train_depth
 from pipeline.shapes.export import export_model
+from pipeline.shapes.inpaint_train import train_inpaint
 from pipeline.shapes.latent_cache import cache_latents
 from pipeline.shapes.train_config import STAGES, TrainConfig, load_config
 from pipeline.shapes.unet_train import train_unet
@@ -39,6 +40,8 @@ def run(config: TrainConfig) -> dict:
         print(f"export: {config.export_dir} ({size / 2**20:.1f} MiB)")
     if last >= STAGES.index("depth"):
         train_depth(config, run_dir, latents)
+    if last >= STAGES.index("inpaint"):
+        train_inpaint(config, run_dir, latents)
     return read_summary(run_dir)
 
 
