@@ -1,6 +1,11 @@
-"""Score prompt adherence on the shapes world: python scripts/evaluate.py CONFIG [key=value ...] [--seeds N] [--grammar]
+"""Score prompt adherence on the shapes world:
+python scripts/evaluate.py CONFIG [key=value ...] [--seeds N] [--grammar | --schedulers NAME,... | --schedulers all
+                                                                | --inpaint]
 
 With --grammar: the whole caption grammar (pipeline/shapes/grammar.py) instead of the 18 one-shape prompts.
+With --schedulers: the whole caption grammar with each scheduler (DDIM always), and each one's shortfall against DDIM.
+With --inpaint (an inpaint config): 18 centre shapes repainted as prompted; adherence inside the mask, change outside
+it, and the seam across its edge.
 """
 
 from pipeline.interrupts import quiet_start
@@ -12,7 +17,9 @@ import argparse
 import json
 
 from pipeline import config
-from pipeline.shapes.adherence import evaluate
+from pipeline.schedulers import SCHEDULERS, resolve
+from pipeline.shapes.adherence import evaluate, evaluate_schedulers
+from pipeline.shapes.inpaint_eval import evaluate_inpaint
 from pipeline.tool_cli import run_tool
 
 
@@ -24,9 +31,20 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=3, help="images per prompt")
     parser.add_argument("--grammar", action="store_true",
                         help="score the whole caption grammar (69 prompts, scene-level scorer) instead")
+    parser.add_argument("--schedulers", help="comma-separated scheduler names, or 'all' for every registered one")
+    parser.add_argument("--inpaint", action="store_true", help="score an inpaint config on repainted centre shapes")
     args = parser.parse_args()
-    return run_tool(lambda: [json.dumps(
-        evaluate(config.load(args.config, args.overrides), args.seeds, args.grammar), indent=2)])
+
+    def scores() -> dict:
+        cfg = config.load(args.config, args.overrides)
+        if args.inpaint:
+            return evaluate_inpaint(cfg, args.seeds)
+        if args.schedulers is None:
+            return evaluate(cfg, args.seeds, args.grammar)
+        names = list(SCHEDULERS) if args.schedulers == "all" else [resolve(n) for n in args.schedulers.split(",")]
+        return evaluate_schedulers(cfg, names, args.seeds)
+
+    return run_tool(lambda: [json.dumps(scores(), indent=2)])
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ from pathlib import Path
 import numpy as np
 
 from pipeline import config
-from pipeline.shapes.adherence import evaluate
+from pipeline.shapes.adherence import evaluate, evaluate_schedulers
+from pipeline.shapes.evaluate import eval_specs
+from pipeline.shapes.inpaint_eval import evaluate_inpaint
 from pipeline.shapes.captions import BACKGROUND_FORMS
 from pipeline.shapes.grammar import grammar_prompts
 from pipeline.shapes.scene_score import score_scene
@@ -67,3 +69,21 @@ def test_grammar_evaluation_runs_end_to_end() -> None:
         assert set(scores["per_size"]) == {"small"} and set(scores["per_relation"]) == {picked[1].scene.relation}
         assert set(scores["per_position"]) == {"centre"} and scores["per_left_out"]["nothing"]["images"] == 2
         assert set(scores["per_form"]) <= set(BACKGROUND_FORMS)
+
+
+def test_scheduler_sweep_scores_each_scheduler_against_ddim() -> None:
+    cfg = config.load(ROOT / "configs" / "txt2img.yaml", [f"model.path={ROOT / 'models' / 'tiny-shapes'}", "steps=5"])
+    prompts = [grammar_prompts()[0], grammar_prompts()[-1]]
+    result = evaluate_schedulers(cfg, ["pndm", "euler"], seeds_per_prompt=1, prompts=prompts)
+    assert list(result["schedulers"]) == ["ddim", "pndm", "euler"]
+    assert result["schedulers"]["ddim"]["shortfall_vs_ddim"] == 0.0
+    for row in result["schedulers"].values():
+        assert 0 <= row["one_shape_all_right"] <= 100 and "relation" in row
+
+
+def test_inpaint_evaluation_scores_inside_outside_and_seam() -> None:
+    cfg = config.load(ROOT / "configs" / "inpaint.yaml", [f"model.path={ROOT / 'models' / 'tiny-shapes'}", "steps=3"])
+    result = evaluate_inpaint(cfg, 1, specs=eval_specs()[:2])
+    assert result["images"] == 2 and result["unet_channels"] == 4
+    assert set(result["inside_mask"]) == {"colour", "background", "shape"}
+    assert result["outside_change_without_paste_back"] > 0 and result["seam_step"] >= 0

@@ -51,6 +51,34 @@ def score_grammar(components: Components, cfg: DictConfig, seeds: list[int], pro
     return summarise(rows)
 
 
+def headline(summary: dict) -> dict[str, float | None]:
+    """The shares a scheduler comparison looks at: one shape all right, two shapes' shapes + relation, and each
+    attribute."""
+    return {"one_shape_all_right": summary["one_shape"]["all_right"],
+            "two_shapes_shapes_and_relation": summary["two_shapes"]["shapes_and_relation_right"],
+            **summary["attributes"]}
+
+
+def evaluate_schedulers(cfg: DictConfig, names: list[str], seeds_per_prompt: int = 3,
+                        prompts: list[GrammarPrompt] | None = None) -> dict:
+    """The caption grammar at the config's guidance and steps with each named scheduler (components loaded once),
+    and each one's largest shortfall, in points, against DDIM on the two headline shares."""
+    names = ["ddim", *[n for n in names if n != "ddim"]]
+    plan = [check(OmegaConf.merge(cfg, {"scheduler": {"name": name}})) for name in names][0]  # all before loading
+    components = load(plan)
+    cfg = OmegaConf.merge(cfg, {"height": plan.height, "width": plan.width})
+    seeds = [cfg.seed + i for i in range(seeds_per_prompt)]
+    prompts = grammar_prompts() if prompts is None else prompts
+    rows = {name: headline(score_grammar(components, cfg, seeds, prompts, scheduler={"name": name}))
+            for name in tqdm(names, desc="schedulers")}
+    keys = ("one_shape_all_right", "two_shapes_shapes_and_relation")
+    for row in rows.values():
+        row["shortfall_vs_ddim"] = max(rows["ddim"][k] - row[k] for k in keys)
+    return {"model": cfg.model.path, "settings": {"steps": cfg.steps, "guidance_scale": cfg.guidance_scale,
+            "dtype": plan.precision.name, "seeds_per_prompt": seeds_per_prompt, "prompts": len(prompts)},
+            "schedulers": rows}
+
+
 def evaluate(cfg: DictConfig, seeds_per_prompt: int = 3, grammar: bool = False,
              prompts: list[GrammarPrompt] | None = None) -> dict:
     """Default settings, guidance 1.0 and the negative-prompt test, on components loaded once; with `grammar`,
