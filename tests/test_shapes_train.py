@@ -22,7 +22,8 @@ TINY = str(ROOT / "configs" / "train-tiny.yaml")
 def test_tiny_recipe_end_to_end_exports_loadable_pipeline(tmp_path: Path) -> None:
     export, depth, inpaint = tmp_path / "model", tmp_path / "depth", tmp_path / "inpaint"
     main([TINY, f"run_dir={tmp_path / 'run'}", f"export_dir={export}", "until=inpaint", f"depth.export_dir={depth}",
-          f"inpaint.export_dir={inpaint}"])
+          f"inpaint.export_dir={inpaint}", "beta_end=0.03"])
+    assert json.loads((export / "scheduler" / "scheduler_config.json").read_text())["beta_end"] == 0.03
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert set(summary["stages"]) == {"vae", "latents", "unet", "export", "depth", "inpaint"}
     assert summary["evals"][-1]["final"]

@@ -16,7 +16,7 @@ def folder_size(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
-def export_model(models: Models, vae: AutoencoderKL, target: Path) -> int:
+def export_model(models: Models, vae: AutoencoderKL, target: Path, scheduler: dict | None = None) -> int:
     """Write the folder next to `target`, then swap it in; return its size in bytes."""
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
@@ -24,7 +24,7 @@ def export_model(models: Models, vae: AutoencoderKL, target: Path) -> int:
     unet.save_pretrained(staging / "unet", safe_serialization=True)
     text_encoder.save_pretrained(staging / "text_encoder", safe_serialization=True)
     vae.save_pretrained(staging / "vae", safe_serialization=True)
-    DDIMScheduler.from_config(SCHEDULER_CONFIG).save_pretrained(staging / "scheduler")
+    DDIMScheduler.from_config(scheduler or SCHEDULER_CONFIG).save_pretrained(staging / "scheduler")
     save_tokenizer(staging / "tokenizer")
     write_model_index(staging, "DDIMScheduler")
     if target.exists():

@@ -20,6 +20,12 @@ SCHEDULER_CONFIG: dict[str, object] = {
 }
 
 
+def scheduler_config(beta_end: float) -> dict[str, object]:
+    """SD 1.x's scheduler config with the recipe's last beta: a larger one leaves less of the image in the
+    starting noise, which a finer latent grid needs (docs/shapes-model.md, version 2)."""
+    return {**SCHEDULER_CONFIG, "beta_end": beta_end}
+
+
 def build_vae(config: VaeConfig) -> AutoencoderKL:
     """An AutoencoderKL that downsamples 64x64 RGB by 2**(blocks-1)."""
     blocks = len(config.block_out_channels)

@@ -122,6 +122,7 @@ class TrainConfig:
     threads: int = 2
     precision: str = "auto"  # auto: bfloat16 autocast where this CPU runs bfloat16 natively, else float32
     two_shape_share: float = 0.25
+    beta_end: float = 0.012  # the noise schedule's last beta (scaled_linear from 0.00085, as SD 1.x)
     until: str = "export"
     world: WorldConfig = field(default_factory=WorldConfig)
     vae: VaeConfig = field(default_factory=VaeConfig)
