@@ -100,15 +100,12 @@ class DepthConfig:
 
 
 @dataclass
-class InpaintConfig:
-    """The inpainting model: the trained UNet plus mask and masked-image channels, fine-tuned on random masks."""
+class InpaintConfig(DepthConfig):
+    """The inpainting model: the trained UNet plus mask and masked-image channels, fine-tuned on random masks
+    (the depth stage's settings, its own defaults, and the share of masks covering the whole image)."""
 
     export_dir: str = "models/tiny-shapes-inpaint"
-    batch_size: int = 64
     steps: int = 1200
-    lr: float = 2e-4
-    warmup_steps: int = 50
-    checkpoint_every: int = 200
     full_mask_share: float = 0.25
 
 
