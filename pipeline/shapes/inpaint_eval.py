@@ -33,15 +33,14 @@ def centre_mask(size: int = 64) -> np.ndarray:
 
 
 def seam_step(image: np.ndarray, mask: np.ndarray) -> float:
-    """Mean absolute RGB step between each pixel just inside the mask's edge and its neighbour just outside."""
+    """Mean absolute RGB step between each pixel just inside the mask's edge and its neighbour just outside
+    (for a mask clear of the image's border: the neighbours are found by rolling)."""
     rgb = image.astype(np.float32)
     steps = []
     for axis in (0, 1):
-        inside, outside = mask, np.roll(mask, 1, axis=axis)
-        edge = inside & ~outside  # pixels inside whose neighbour at -1 along the axis is outside
-        steps.append(np.abs(rgb[edge] - np.roll(rgb, 1, axis=axis)[edge]).mean(axis=-1))
-        edge = inside & ~np.roll(mask, -1, axis=axis)
-        steps.append(np.abs(rgb[edge] - np.roll(rgb, -1, axis=axis)[edge]).mean(axis=-1))
+        for shift in (1, -1):
+            edge = mask & ~np.roll(mask, shift, axis=axis)  # inside, with the neighbour `shift` away outside
+            steps.append(np.abs(rgb[edge] - np.roll(rgb, shift, axis=axis)[edge]).mean(axis=-1))
     return float(np.concatenate(steps).mean())
 
 
