@@ -70,7 +70,8 @@ def test_resumed_stage_matches_uninterrupted_one(tmp_path: Path) -> None:
 
 
 def test_config_typo_is_one_clear_error(tmp_path: Path, capsys) -> None:
-    for override, expected in (("vae.stepz=3", "unknown key 'vae.stepz'"), ("until=everything", "until must be")):
+    for override, expected in (("vae.stepz=3", "unknown key 'vae.stepz'"), ("until=everything", "until must be"),
+                               ("prediction_type=sample", "prediction_type must be")):
         with pytest.raises(SystemExit) as stop:
             main([TINY, f"run_dir={tmp_path}", override])
         assert stop.value.code == 2 and expected in capsys.readouterr().err
@@ -88,3 +89,21 @@ def test_recipe_precision_follows_the_cpu(monkeypatch):
     assert train_config.load_config("configs/train.yaml", ["precision=float32"]).bf16 is False
     with pytest.raises(UserError, match="precision must be one of auto, float32, bfloat16; got 'fp8'"):
         train_config.load_config("configs/train.yaml", ["precision=fp8"])
+
+
+def test_loss_targets_and_weights_follow_the_prediction_type() -> None:
+    from diffusers import DDPMScheduler
+
+    from pipeline.shapes.models import scheduler_config
+    from pipeline.shapes.unet_train import min_snr_weights
+
+    scheduler = DDPMScheduler.from_config(scheduler_config(0.012, "v_prediction"))
+    t = torch.tensor([10, 500, 990])
+    alpha = scheduler.alphas_cumprod[t]
+    snr = alpha / (1 - alpha)
+    assert torch.allclose(min_snr_weights(scheduler.alphas_cumprod, t, 5.0), snr.clamp(max=5) / snr)
+    assert torch.allclose(min_snr_weights(scheduler.alphas_cumprod, t, 5.0, "v_prediction"), snr.clamp(max=5) / (snr + 1))
+    clean, noise = torch.randn(3, 4, 2, 2), torch.randn(3, 4, 2, 2)
+    v = scheduler.get_velocity(clean, noise, t)
+    a = alpha.sqrt()[:, None, None, None]
+    assert torch.allclose(v, a * noise - (1 - a**2).sqrt() * clean, atol=1e-6)

@@ -20,10 +20,10 @@ SCHEDULER_CONFIG: dict[str, object] = {
 }
 
 
-def scheduler_config(beta_end: float) -> dict[str, object]:
-    """SD 1.x's scheduler config with the recipe's last beta: a larger one leaves less of the image in the
-    starting noise, which a finer latent grid needs (docs/shapes-model.md, version 2)."""
-    return {**SCHEDULER_CONFIG, "beta_end": beta_end}
+def scheduler_config(beta_end: float, prediction_type: str = "epsilon") -> dict[str, object]:
+    """SD 1.x's scheduler config with the recipe's last beta (a larger one leaves less of the image in the
+    starting noise, which a finer latent grid needs: docs/shapes-model.md, version 2) and what the UNet predicts."""
+    return {**SCHEDULER_CONFIG, "beta_end": beta_end, "prediction_type": prediction_type}
 
 
 def build_vae(config: VaeConfig) -> AutoencoderKL:

@@ -79,7 +79,7 @@ def fine_tune(
         step = state["step"]
     scenes = make_scenes(training_scenes_seed(config), len(latents), config.two_shape_share, config.variation)
     recipe = dataclasses.replace(config, unet=dataclasses.replace(config.unet, batch_size=spec.batch_size))
-    noise_scheduler = DDPMScheduler.from_config(scheduler_config(config.beta_end))
+    noise_scheduler = DDPMScheduler.from_config(scheduler_config(config.beta_end, config.prediction_type))
     for step in tqdm(range(step, spec.steps), initial=step, total=spec.steps, desc=stage, mininterval=5):
         for group in optimiser.param_groups:
             group["lr"] = spec.lr * cosine_lr(step, spec.steps, spec.warmup_steps)

@@ -35,7 +35,8 @@ def run(config: TrainConfig) -> dict:
         models = train_unet(config, run_dir, vae, latents, tokenizer)
     if last >= STAGES.index("export"):
         started = time.perf_counter()
-        size = export_model(models, vae, Path(config.export_dir), scheduler_config(config.beta_end))
+        scheduler = scheduler_config(config.beta_end, config.prediction_type)
+        size = export_model(models, vae, Path(config.export_dir), scheduler)
         update_summary(run_dir, "seconds", time.perf_counter() - started, stage="export")
         update_summary(run_dir, "bytes", size, stage="export")
         print(f"export: {config.export_dir} ({size / 2**20:.1f} MiB)")

@@ -120,6 +120,7 @@ class TrainConfig:
     precision: str = "auto"  # auto: bfloat16 autocast where this CPU runs bfloat16 natively, else float32
     two_shape_share: float = 0.25
     beta_end: float = 0.012  # the noise schedule's last beta (scaled_linear from 0.00085, as SD 1.x)
+    prediction_type: str = "epsilon"  # or v_prediction (as SD 2.x 768): what the UNet learns to predict
     until: str = "export"
     world: WorldConfig = field(default_factory=WorldConfig)
     vae: VaeConfig = field(default_factory=VaeConfig)
@@ -155,6 +156,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
     recipe: TrainConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
     if recipe.precision not in PRECISIONS:
         raise UserError(f"precision must be one of {', '.join(PRECISIONS)}; got '{recipe.precision}'.")
+    if recipe.prediction_type not in ("epsilon", "v_prediction"):
+        raise UserError(f"prediction_type must be epsilon or v_prediction; got '{recipe.prediction_type}'.")
     if recipe.until not in STAGES:
         raise UserError(f"until must be one of {', '.join(STAGES)}; got '{recipe.until}'.")
     if len(recipe.unet.cross_attention_levels) != len(recipe.unet.block_out_channels):
