@@ -15,7 +15,6 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from pipeline.shapes.checkpoint import cosine_lr, load_state, save_state, update_summary
 from pipeline.shapes.latent_cache import training_scenes_seed
-from pipeline.shapes.models import scheduler_config
 from pipeline.shapes.train_config import TrainConfig
 from pipeline.shapes.unet_train import diffusion_loss
 from pipeline.shapes.world import Scene, make_scenes
@@ -79,7 +78,7 @@ def fine_tune(
         step = state["step"]
     scenes = make_scenes(training_scenes_seed(config), len(latents), config.two_shape_share, config.variation)
     recipe = dataclasses.replace(config, unet=dataclasses.replace(config.unet, batch_size=spec.batch_size))
-    noise_scheduler = DDPMScheduler.from_config(scheduler_config(config.beta_end, config.prediction_type))
+    noise_scheduler = DDPMScheduler.from_config(config.scheduler)
     for step in tqdm(range(step, spec.steps), initial=step, total=spec.steps, desc=stage, mininterval=5):
         for group in optimiser.param_groups:
             group["lr"] = spec.lr * cosine_lr(step, spec.steps, spec.warmup_steps)

@@ -11,7 +11,6 @@ from pipeline.shapes.checkpoint import read_summary, update_summary
 from pipeline.shapes.depth_train import train_depth
 from pipeline.shapes.export import export_model
 from pipeline.shapes.inpaint_train import train_inpaint
-from pipeline.shapes.models import scheduler_config
 from pipeline.shapes.latent_cache import cache_latents
 from pipeline.shapes.train_config import STAGES, TrainConfig, load_config
 from pipeline.shapes.unet_train import train_unet
@@ -35,8 +34,7 @@ def run(config: TrainConfig) -> dict:
         models = train_unet(config, run_dir, vae, latents, tokenizer)
     if last >= STAGES.index("export"):
         started = time.perf_counter()
-        scheduler = scheduler_config(config.beta_end, config.prediction_type)
-        size = export_model(models, vae, Path(config.export_dir), scheduler)
+        size = export_model(models, vae, Path(config.export_dir), config.scheduler)
         update_summary(run_dir, "seconds", time.perf_counter() - started, stage="export")
         update_summary(run_dir, "bytes", size, stage="export")
         print(f"export: {config.export_dir} ({size / 2**20:.1f} MiB)")

@@ -132,6 +132,13 @@ class TrainConfig:
     inpaint: InpaintConfig = field(default_factory=InpaintConfig)
 
     @property
+    def scheduler(self) -> dict[str, object]:
+        """The scheduler config this recipe trains with and exports: SD 1.x's with its beta_end and prediction_type."""
+        from pipeline.shapes.models import scheduler_config  # models imports this module's dataclasses
+
+        return scheduler_config(self.beta_end, self.prediction_type)
+
+    @property
     def variation(self) -> Variation:
         """The world's variation this recipe trains on."""
         world = self.world
