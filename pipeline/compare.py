@@ -126,7 +126,7 @@ def run_comparison(cfg: DictConfig, progress: bool = True) -> Comparison:
     """Check, load the components once, run every cell through generate_images, then write grid and tables."""
     plan, cells = plan_cells(cfg)
     components = load(plan)
-    warn_about_prompt(components.tokenizer, cfg.prompt, "prompt")
+    warn_about_prompt(components.tokenizer, cfg.prompt, "prompt", cfg.prompt_syntax)
     folder = new_run_folder(plan.output_dir, SECTION)
     files = {"config": save_text(to_yaml(cfg), folder, "config.yaml")}
     spec = spec_for_prompt(cfg.prompt)

@@ -14,7 +14,8 @@ from typing import Any, Iterator
 import torch
 from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
 from diffusers.configuration_utils import ConfigMixin
-from transformers import AutoImageProcessor, AutoModelForDepthEstimation, CLIPTextModel, CLIPTokenizer
+from transformers import (AutoImageProcessor, AutoModelForDepthEstimation, CLIPTextConfig, CLIPTextModel,
+                          CLIPTokenizer)
 
 from .errors import UserError
 from .weights_check import check_weights
@@ -34,6 +35,7 @@ class ModelInfo:
     vae: dict[str, Any]
     scheduler: dict[str, Any]
     extras: set[str] = field(default_factory=set)
+    text_encoder: dict[str, Any] = field(default_factory=dict)
 
     @property
     def vae_scale_factor(self) -> int:
@@ -89,6 +91,14 @@ def _read_config(cls: type[ConfigMixin], path: str, subfolder: str) -> dict:
         ) from None
 
 
+def _read_text_config(path: str) -> dict:
+    """The text encoder's config (its layer count bounds clip skip), or a UserError naming it."""
+    try:
+        return CLIPTextConfig.from_pretrained(path, subfolder="text_encoder").to_dict()
+    except (OSError, ValueError) as err:
+        raise UserError(f"model.path {path} has no readable text_encoder config ({type(err).__name__}).") from None
+
+
 def _check_folder(root: Path, allow_pickle: bool) -> None:
     """A local model folder must hold every component, with safetensors weights unless pickle is allowed."""
     if not root.is_dir():
@@ -119,6 +129,7 @@ def inspect_model(path: str, allow_pickle: bool = False) -> ModelInfo:
         unet=_read_config(UNet2DConditionModel, path, "unet"),
         vae=_read_config(AutoencoderKL, path, "vae"),
         scheduler=_read_config(PNDMScheduler, path, "scheduler"),
+        text_encoder=_read_text_config(path),
     )
     for part, keys in REQUIRED.items():
         for key in keys:

@@ -72,6 +72,8 @@ class Config:
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     prompt: str = ""
     negative_prompt: str = ""
+    prompt_syntax: str = "a1111"
+    clip_skip: int = 1
     steps: int = 50
     guidance_scale: float = 7.5
     guidance_rescale: float = 0.0

@@ -24,6 +24,7 @@ from .limits import check_counts, check_side
 from .loop import StepCallback, denoise
 from .outputs import a1111_parameters, check_writable, save_image
 from .performance import apply_performance, check_model_fits, check_performance
+from .prompts.check import check_prompt_options
 from .precision import DtypeChoice, announce, check_dtype_name, choose_dtype
 from .schedulers import SCHEDULERS, check_options, check_runnable, make_scheduler, resolve
 from .text import TextEmbeddings, encode_prompt, warn_about_prompt
@@ -31,6 +32,7 @@ from .variants import VARIANTS
 from .variants.base import RunContext
 
 log = logging.getLogger("pipeline")
+EMPHASIS = {"none": "None", "compel": "compel"}  # the PNG's Emphasis field for each prompt_syntax but A1111's own
 
 
 @dataclass
@@ -104,6 +106,7 @@ def check(cfg: DictConfig) -> Plan:
     check_performance(cfg.performance, device)
     info = inspect_model(cfg.model.path, cfg.model.allow_pickle)
     check_runnable(scheduler, info.scheduler, scheduler_options_of(cfg), cfg.steps)
+    check_prompt_options(cfg, info.text_encoder)
     precision = choose_dtype(cfg.model.dtype, device, info.unet, info.vae)
     check_model_fits(cfg.performance, info.unet)
     native = VARIANTS[cfg.task].check(cfg, info)
@@ -133,7 +136,7 @@ def generate_images(
         guided = is_guided(cfg.guidance_scale, components.unet.config)
         text = encode_prompt(
             components.tokenizer, components.text_encoder, cfg.prompt, cfg.negative_prompt, len(seeds), guided,
-            components.device,
+            components.device, cfg.prompt_syntax, cfg.clip_skip,
         )
     ctx = RunContext(cfg, components, scheduler, generators, height, width, noise)
     setup = VARIANTS[cfg.task].prepare(ctx)
@@ -160,6 +163,10 @@ def image_parameters(plan: Plan, seed: int) -> str:
     }
     if cfg.guidance_rescale > 0:
         fields["CFG rescale"] = cfg.guidance_rescale
+    if cfg.clip_skip > 1:
+        fields["Clip skip"] = cfg.clip_skip
+    if cfg.prompt_syntax != "a1111":  # A1111 names its emphasis mode only when it is not "Original"
+        fields["Emphasis"] = EMPHASIS[cfg.prompt_syntax]
     if cfg.task != "txt2img":
         fields["Denoising strength"] = cfg.strength
     fields["Version"] = f"pipeline {__version__}"
@@ -194,8 +201,8 @@ def run(cfg: DictConfig, progress: bool = True) -> Iterator[Path]:
     started = time.perf_counter()
     components = load(plan)
     loaded = time.perf_counter()
-    warn_about_prompt(components.tokenizer, cfg.prompt, "prompt")
-    warn_about_prompt(components.tokenizer, cfg.negative_prompt, "negative_prompt")
+    warn_about_prompt(components.tokenizer, cfg.prompt, "prompt", cfg.prompt_syntax)
+    warn_about_prompt(components.tokenizer, cfg.negative_prompt, "negative_prompt", cfg.prompt_syntax)
     seeds, generating = plan.seeds, 0.0
     for start in range(0, len(seeds), cfg.batch_size):
         batch = seeds[start : start + cfg.batch_size]

@@ -8,6 +8,10 @@ from dataclasses import dataclass
 
 import torch
 
+from .prompts import encode_a1111, encode_compel
+from .prompts.attention import parse_attention, plain_text
+from .prompts.encode import hidden_states
+
 log = logging.getLogger("pipeline")
 
 
@@ -63,17 +67,20 @@ def unknown_words(tokenizer, words: list[str]) -> list[str]:
     unk, closed = tokenizer.unk_token_id, closed_vocabulary(tokenizer)
     found: dict[str, None] = {}
     for word in words:
-        cleaned = word.strip(".,;:!?\"'()").lower()
+        cleaned = word.strip(".,;:!?\"'()[]+-").lower()
         ids = tokenizer(cleaned, add_special_tokens=False, verbose=False).input_ids if cleaned else []
         if unk in ids or (closed and len(ids) > 1):
             found[cleaned] = None
     return list(found)
 
 
-def warn_about_prompt(tokenizer, prompt: str, key: str) -> None:
-    """Log a warning naming, as the user wrote them, the words that will be dropped, and one naming the kept
-    words the model will not understand; each is one line, however long the prompt."""
-    kept, dropped = split_at_limit(tokenizer, prompt)
+def warn_about_prompt(tokenizer, prompt: str, key: str, syntax: str = "none") -> None:
+    """Log a warning naming, as the user wrote them, the words that will be dropped (only prompt_syntax none cuts
+    a prompt), and one naming the kept words the model will not understand; each is one line, however long."""
+    if syntax != "none":
+        kept, dropped = (plain_text(parse_attention(prompt)) if syntax == "a1111" else prompt).split(), []
+    else:
+        kept, dropped = split_at_limit(tokenizer, prompt)
     if dropped:
         count = "word is" if len(dropped) == 1 else f"{len(dropped)} words are"
         log.warning(f"{key} is longer than {tokenizer.model_max_length} tokens; its last {count} dropped: "
@@ -84,8 +91,9 @@ def warn_about_prompt(tokenizer, prompt: str, key: str) -> None:
 
 
 @torch.no_grad()
-def encode_text(tokenizer, text_encoder, texts: list[str], device: torch.device) -> torch.Tensor:
-    """Embeddings for a list of texts: padded to model_max_length, truncated past it, last hidden state."""
+def encode_text(tokenizer, text_encoder, texts: list[str], device: torch.device, clip_skip: int = 1) -> torch.Tensor:
+    """Embeddings for a list of texts, as diffusers' pipelines make them: padded to model_max_length, truncated past
+    it, the last hidden state (or, with clip skip, an earlier layer's through the final layer norm)."""
     tokens = tokenizer(
         texts,
         padding="max_length",
@@ -96,16 +104,34 @@ def encode_text(tokenizer, text_encoder, texts: list[str], device: torch.device)
     mask = None
     if getattr(text_encoder.config, "use_attention_mask", False):
         mask = tokens.attention_mask.to(device)
-    hidden = text_encoder(tokens.input_ids.to(device), attention_mask=mask)[0]
+    hidden = hidden_states(text_encoder, tokens.input_ids.to(device), mask, clip_skip)
     return hidden.to(dtype=text_encoder.dtype, device=device)
 
 
+def encode_texts(tokenizer, text_encoder, texts: list[str], device: torch.device, syntax: str = "none",
+                 clip_skip: int = 1) -> list[torch.Tensor]:
+    """Each text's embeddings, read with the prompt syntax (a1111, compel, or none: diffusers' plain 77 tokens);
+    all come out the same length, so any of them can stand beside (or be mixed with) any other."""
+    if syntax == "a1111":
+        return encode_a1111(tokenizer, text_encoder, texts, clip_skip, device)
+    if syntax == "compel":
+        return encode_compel(tokenizer, text_encoder, texts, device)
+    return [encode_text(tokenizer, text_encoder, [t], device, clip_skip) for t in texts]
+
+
 def encode_prompt(
-    tokenizer, text_encoder, prompt: str, negative_prompt: str, count: int, guided: bool, device: torch.device
+    tokenizer,
+    text_encoder,
+    prompt: str,
+    negative_prompt: str,
+    count: int,
+    guided: bool,
+    device: torch.device,
+    syntax: str = "none",
+    clip_skip: int = 1,
 ) -> TextEmbeddings:
     """Encode the prompt (and, when guided, the negative prompt as the unconditional text) for `count` images."""
-    cond = encode_text(tokenizer, text_encoder, [prompt], device).repeat(count, 1, 1)
-    if not guided:
-        return TextEmbeddings(cond)
-    uncond = encode_text(tokenizer, text_encoder, [negative_prompt], device).repeat(count, 1, 1)
-    return TextEmbeddings(cond, uncond)
+    texts = [prompt, negative_prompt] if guided else [prompt]
+    encoded = encode_texts(tokenizer, text_encoder, texts, device, syntax, clip_skip)
+    cond = encoded[0].repeat(count, 1, 1)
+    return TextEmbeddings(cond, encoded[1].repeat(count, 1, 1)) if guided else TextEmbeddings(cond)

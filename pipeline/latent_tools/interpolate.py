@@ -15,7 +15,7 @@ from ..guidance import is_guided
 from ..latents import generators_for, initial_noise
 from ..limits import check_sheet
 from ..run_folder import save_gif, save_png
-from ..text import TextEmbeddings, encode_prompt
+from ..text import TextEmbeddings, encode_texts
 from ..tool_config import generation_config
 from .common import ToolResult, check_images, decode_image, encode_image, load_vae, start_run
 from .mixing import interpolate as mix, weights
@@ -59,10 +59,11 @@ def generated_frames(cfg: DictConfig, progress: bool) -> tuple[list[Image.Image]
         initial_noise(generators_for([s]), shape, plan.device, plan.dtype) for s in (cfg.seed, cfg.latents.seed_b)
     )
     guided = is_guided(cfg.guidance_scale, components.unet.config)
-    text_a, text_b = (
-        encode_prompt(components.tokenizer, components.text_encoder, p, cfg.negative_prompt, 1, guided, plan.device)
-        for p in (cfg.prompt, cfg.latents.prompt_b)
-    )
+    texts = encode_texts(components.tokenizer, components.text_encoder,
+                         [cfg.prompt, cfg.latents.prompt_b, cfg.negative_prompt], plan.device, cfg.prompt_syntax,
+                         cfg.clip_skip)  # one length for all three, so the two prompts can be mixed
+    uncond = texts[2] if guided else None
+    text_a, text_b = TextEmbeddings(texts[0], uncond), TextEmbeddings(texts[1], uncond)
     if between == "seeds":
         pairs = [(n, text_a) for n in mix(noise_a, noise_b, frames, cfg.latents.method)]
         title = f"seeds {cfg.seed} -> {cfg.latents.seed_b}, prompt {cfg.prompt!r}"
