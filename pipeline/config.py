@@ -54,6 +54,14 @@ class PerformanceConfig:
 
 
 @dataclass
+class LoraEntry:
+    """A LoRA file and its weight (0 = the base model's image)."""
+
+    path: str = ""
+    weight: float = 1.0
+
+
+@dataclass
 class OutpaintConfig:
     """Pixels to add on each side of the image before inpainting the new border."""
 
@@ -74,6 +82,8 @@ class Config:
     negative_prompt: str = ""
     prompt_syntax: str = "a1111"
     clip_skip: int = 1
+    loras: list[LoraEntry] = field(default_factory=list)
+    lora_dir: str = "models/loras"
     steps: int = 50
     guidance_scale: float = 7.5
     guidance_rescale: float = 0.0

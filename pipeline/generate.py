@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -13,6 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from . import __version__
+from .addons import gather_loras
+from .addons.lora import Lora, addnet_hash, apply_loras
 from .components import Components, ModelInfo, inspect_model, load_components, resolve_device
 from .config import to_yaml
 from .deepcache import with_deepcache
@@ -47,6 +49,7 @@ class Plan:
     device: torch.device
     precision: DtypeChoice
     output_dir: Path
+    loras: list[Lora] = field(default_factory=list)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -111,8 +114,9 @@ def check(cfg: DictConfig) -> Plan:
     check_model_fits(cfg.performance, info.unet)
     native = VARIANTS[cfg.task].check(cfg, info)
     height, width = _check_size(cfg, info, native)
+    loras = gather_loras(cfg, info)
     output_dir = check_writable(cfg.output_dir)
-    return Plan(cfg, info, scheduler, height, width, device, precision, output_dir)
+    return Plan(cfg, info, scheduler, height, width, device, precision, output_dir, loras)
 
 
 def generate_images(
@@ -165,6 +169,8 @@ def image_parameters(plan: Plan, seed: int) -> str:
         fields["CFG rescale"] = cfg.guidance_rescale
     if cfg.clip_skip > 1:
         fields["Clip skip"] = cfg.clip_skip
+    if plan.loras:
+        fields["Lora hashes"] = '"' + ", ".join(f"{lo.path.stem}: {addnet_hash(str(lo.path))}" for lo in plan.loras) + '"'
     if cfg.prompt_syntax != "a1111":  # A1111 names its emphasis mode only when it is not "Original"
         fields["Emphasis"] = EMPHASIS[cfg.prompt_syntax]
     if cfg.task != "txt2img":
@@ -191,6 +197,7 @@ def load(plan: Plan) -> Components:
     parts = variant.extra_parts(cfg) if hasattr(variant, "extra_parts") else ()
     announce(plan.precision)
     components = load_components(plan.info, plan.device, plan.dtype, cfg.model.allow_pickle, parts)
+    apply_loras(plan.loras, components.unet, components.text_encoder)
     apply_performance(components, cfg.performance)
     return components
 

@@ -10,6 +10,7 @@ import torch
 
 from .prompts import encode_a1111, encode_compel
 from .prompts.attention import parse_attention, plain_text
+from .prompts.tags import strip_tags
 from .prompts.encode import hidden_states
 
 log = logging.getLogger("pipeline")
@@ -77,6 +78,7 @@ def unknown_words(tokenizer, words: list[str]) -> list[str]:
 def warn_about_prompt(tokenizer, prompt: str, key: str, syntax: str = "none") -> None:
     """Log a warning naming, as the user wrote them, the words that will be dropped (only prompt_syntax none cuts
     a prompt), and one naming the kept words the model will not understand; each is one line, however long."""
+    prompt = strip_tags(prompt)
     if syntax != "none":
         kept, dropped = (plain_text(parse_attention(prompt)) if syntax == "a1111" else prompt).split(), []
     else:
@@ -111,7 +113,9 @@ def encode_text(tokenizer, text_encoder, texts: list[str], device: torch.device,
 def encode_texts(tokenizer, text_encoder, texts: list[str], device: torch.device, syntax: str = "none",
                  clip_skip: int = 1) -> list[torch.Tensor]:
     """Each text's embeddings, read with the prompt syntax (a1111, compel, or none: diffusers' plain 77 tokens);
-    all come out the same length, so any of them can stand beside (or be mixed with) any other."""
+    all come out the same length, so any of them can stand beside (or be mixed with) any other. `<lora:...>` tags
+    are not text: they are removed (pipeline/addons applies them)."""
+    texts = [strip_tags(t) for t in texts]
     if syntax == "a1111":
         return encode_a1111(tokenizer, text_encoder, texts, clip_skip, device)
     if syntax == "compel":

@@ -1,0 +1,42 @@
+"""Add-ons users bring to a model (LoRA files, ...): gathered and checked before loading, applied after."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+from omegaconf import DictConfig
+
+from ..components import ModelInfo
+from ..errors import UserError
+from ..prompts.tags import lora_tags
+from .lora import Lora, check_fit, find_in_dir, read_lora
+
+
+def _adapter_name(path: Path, taken: set[str]) -> str:
+    """A peft adapter name from the file name (letters, digits, underscores), unique in the run."""
+    base = re.sub(r"\W", "_", path.stem) or "lora"
+    name, n = base, 1
+    while name in taken:
+        n += 1
+        name = f"{base}_{n}"
+    return name
+
+
+def gather_loras(cfg: DictConfig, info: ModelInfo) -> list[Lora]:
+    """The config's `loras` then the prompt's `<lora:name:weight>` tags, read and fitted to the model's parts on
+    the meta device; every problem is one sentence before any weights load."""
+    wanted = [(Path(e.path), e.weight, f"loras[{i}].path") for i, e in enumerate(cfg.loras)]
+    for name, weight in lora_tags(cfg.prompt):
+        wanted.append((find_in_dir(name, cfg.lora_dir), weight, f"prompt tag <lora:{name}>"))
+    loras: list[Lora] = []
+    for path, weight, key in wanted:
+        if not math.isfinite(weight):
+            raise UserError(f"the weight of {key} must be a finite number; got {weight}.")
+        state, alphas, metadata = read_lora(path, key, cfg.model.allow_pickle)
+        name = _adapter_name(path, {lora.name for lora in loras})
+        loras.append(Lora(name, path, weight, state, alphas, metadata))
+    if loras:
+        check_fit(loras, info.unet, info.text_encoder)
+    return loras

@@ -1,0 +1,51 @@
+"""Add-on keys (loras, lora_dir, prompt tags) with missing, wrong or ill-fitting files: refused before loading."""
+
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from bad_inputs import Case
+
+
+def _file(tmp_path: Path, name: str, tensors: dict | None = None, text: str | None = None) -> Path:
+    """A file under tmp_path/addons: safetensors from tensors, or plain text."""
+    folder = tmp_path / "addons"
+    folder.mkdir(exist_ok=True)
+    path = folder / name
+    if tensors is not None:
+        save_file(tensors, path)
+    else:
+        path.write_text(text or "")
+    return path
+
+
+def _lora(tmp_path: Path, name: str, module: str, shape=(4, 32)) -> str:
+    """A kohya-format LoRA for one module name, with the given down-projection shape."""
+    down, up = torch.zeros(shape), torch.zeros((shape[1], shape[0]))
+    tensors = {f"{module}.lora_down.weight": down, f"{module}.lora_up.weight": up, f"{module}.alpha": torch.tensor(4.0)}
+    return str(_file(tmp_path, name, tensors))
+
+
+CASES = [
+    Case("lora: missing file", lambda t, m: ["loras=[{path: /nonexistent/style.safetensors}]"],
+         "loras[0].path /nonexistent/style.safetensors does not exist"),
+    Case("lora: not a weights file", lambda t, m: [f"loras=[{{path: {_file(t, 'notes.txt', text='hi')}}}]"],
+         "must be a .safetensors file"),
+    Case("lora: pickle refused", lambda t, m: [f"loras=[{{path: {_file(t, 'old.pt', text='x')}}}]"],
+         "is a pickle file; set model.allow_pickle=true"),
+    Case("lora: not LoRA keys", lambda t, m: [f"loras=[{{path: {_file(t, 'w.safetensors', {'w': torch.zeros(2)})}}}]"],
+         "not a LoRA file"),
+    Case("lora: keys fit no module",
+         lambda t, m: [f"loras=[{{path: {_lora(t, 'other.safetensors', 'lora_unet_no_such_block_attn_to_q')}}}]"],
+         "does not fit this model's UNet and text encoder"),
+    Case("lora: wrong shapes",
+         lambda t, m: [f"loras=[{{path: {_lora(t, 'wide.safetensors', 'lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn1_to_q', (4, 320))}}}]"],
+         "does not fit this model's UNet and text encoder"),
+    Case("lora: infinite weight", lambda t, m: [f"loras=[{{path: {_lora(t, 'x.safetensors', 'lora_unet_a')}, weight: .inf}}]"],
+         "must be a finite number"),
+    Case("lora tag: no such file", lambda t, m: ["prompt=a <lora:nothing:0.5> circle", f"lora_dir={t}"],
+         "prompt tag <lora:nothing> names no file in lora_dir"),
+    Case("lora tag: weight not a number", lambda t, m: ["prompt=a <lora:style:heavy> circle"],
+         "must end in a number (its weight); got 'heavy'"),
+]

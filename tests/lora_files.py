@@ -1,0 +1,49 @@
+"""LoRA files made for the tests from a model folder: random peft adapters saved in diffusers' format, or the same
+weights renamed into kohya's (A1111's) key layout."""
+
+from pathlib import Path
+
+import torch
+from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model
+from safetensors.torch import load_file, save_file
+from transformers import CLIPTextModel
+
+UNET_TARGETS = ["to_q", "to_k", "to_v", "to_out.0"]
+TEXT_TARGETS = ["q_proj", "k_proj", "v_proj", "out_proj"]
+
+
+def _adapter_weights(model, targets, rank, seed, scale):
+    """A random LoRA on the model's target layers; B is scaled so the change is visible but not wild."""
+    torch.manual_seed(seed)
+    config = LoraConfig(r=rank, lora_alpha=rank, target_modules=targets, init_lora_weights=False)
+    state = get_peft_model_state_dict(inject_adapter_in_model(config, model))
+    return {k: v * scale if "lora_B" in k else v for k, v in state.items()}
+
+
+def make_lora(model: Path, out: Path, seed: int = 0, kind: str = "diffusers", text: bool = True, scale: float = 1.0,
+              rank: int = 4) -> Path:
+    """Write a random LoRA for the model's UNet (and text encoder) as a diffusers or kohya .safetensors file."""
+    unet = _adapter_weights(UNet2DConditionModel.from_pretrained(model / "unet"), UNET_TARGETS, rank, seed, scale)
+    te = None
+    if text:
+        encoder = CLIPTextModel.from_pretrained(model / "text_encoder")
+        te = _adapter_weights(encoder, TEXT_TARGETS, rank, seed + 1, scale)
+    folder = out.parent / f".{out.stem}-diffusers"
+    StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=unet, text_encoder_lora_layers=te)
+    state = load_file(folder / "pytorch_lora_weights.safetensors")
+    save_file(state if kind == "diffusers" else to_kohya(state, rank), out)
+    return out
+
+
+def to_kohya(state: dict, rank: int) -> dict:
+    """diffusers LoRA keys -> kohya's: lora_unet_<path>/lora_te_text_model_<path> with lora_down/lora_up/alpha."""
+    out = {}
+    for key, tensor in state.items():
+        part, rest = key.split(".", 1)
+        module, which = rest.rsplit(".lora_", 1)
+        prefix = "lora_te_text_model_" if part == "text_encoder" else "lora_unet_"
+        name = prefix + module.replace(".", "_")
+        out[f"{name}.{'lora_down' if which.startswith('A') else 'lora_up'}.weight"] = tensor
+        out[f"{name}.alpha"] = torch.tensor(float(rank))
+    return out
