@@ -84,6 +84,8 @@ class Config:
     clip_skip: int = 1
     loras: list[LoraEntry] = field(default_factory=list)
     lora_dir: str = "models/loras"
+    embeddings: list[str] = field(default_factory=list)
+    embeddings_dir: str = "models/embeddings"
     steps: int = 50
     guidance_scale: float = 7.5
     guidance_rescale: float = 0.0

@@ -13,7 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from . import __version__
-from .addons import gather_loras
+from .addons import gather_embeddings, gather_loras
+from .addons.embeddings import Embedding, apply_embeddings, file_hash
 from .addons.lora import Lora, addnet_hash, apply_loras
 from .components import Components, ModelInfo, inspect_model, load_components, resolve_device
 from .config import to_yaml
@@ -50,6 +51,7 @@ class Plan:
     precision: DtypeChoice
     output_dir: Path
     loras: list[Lora] = field(default_factory=list)
+    embeddings: list[Embedding] = field(default_factory=list)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -114,9 +116,9 @@ def check(cfg: DictConfig) -> Plan:
     check_model_fits(cfg.performance, info.unet)
     native = VARIANTS[cfg.task].check(cfg, info)
     height, width = _check_size(cfg, info, native)
-    loras = gather_loras(cfg, info)
+    loras, embeddings = gather_loras(cfg, info), gather_embeddings(cfg, info)
     output_dir = check_writable(cfg.output_dir)
-    return Plan(cfg, info, scheduler, height, width, device, precision, output_dir, loras)
+    return Plan(cfg, info, scheduler, height, width, device, precision, output_dir, loras, embeddings)
 
 
 def generate_images(
@@ -171,6 +173,8 @@ def image_parameters(plan: Plan, seed: int) -> str:
         fields["Clip skip"] = cfg.clip_skip
     if plan.loras:
         fields["Lora hashes"] = '"' + ", ".join(f"{lo.path.stem}: {addnet_hash(str(lo.path))}" for lo in plan.loras) + '"'
+    if plan.embeddings:
+        fields["TI hashes"] = '"' + ", ".join(f"{e.token}: {file_hash(str(e.path))}" for e in plan.embeddings) + '"'
     if cfg.prompt_syntax != "a1111":  # A1111 names its emphasis mode only when it is not "Original"
         fields["Emphasis"] = EMPHASIS[cfg.prompt_syntax]
     if cfg.task != "txt2img":
@@ -197,6 +201,7 @@ def load(plan: Plan) -> Components:
     parts = variant.extra_parts(cfg) if hasattr(variant, "extra_parts") else ()
     announce(plan.precision)
     components = load_components(plan.info, plan.device, plan.dtype, cfg.model.allow_pickle, parts)
+    apply_embeddings(plan.embeddings, components.tokenizer, components.text_encoder)
     apply_loras(plan.loras, components.unet, components.text_encoder)
     apply_performance(components, cfg.performance)
     return components

@@ -11,6 +11,7 @@ import torch
 from .prompts import encode_a1111, encode_compel
 from .prompts.attention import parse_attention, plain_text
 from .prompts.tags import strip_tags
+from .addons.embeddings import expand_tokens
 from .prompts.encode import hidden_states
 
 log = logging.getLogger("pipeline")
@@ -114,8 +115,8 @@ def encode_texts(tokenizer, text_encoder, texts: list[str], device: torch.device
                  clip_skip: int = 1) -> list[torch.Tensor]:
     """Each text's embeddings, read with the prompt syntax (a1111, compel, or none: diffusers' plain 77 tokens);
     all come out the same length, so any of them can stand beside (or be mixed with) any other. `<lora:...>` tags
-    are not text: they are removed (pipeline/addons applies them)."""
-    texts = [strip_tags(t) for t in texts]
+    are not text: they are removed (pipeline/addons applies them); a multi-vector embedding's token is spelled out."""
+    texts = [expand_tokens(strip_tags(t), tokenizer) for t in texts]
     if syntax == "a1111":
         return encode_a1111(tokenizer, text_encoder, texts, clip_skip, device)
     if syntax == "compel":

@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from ..components import ModelInfo
 from ..errors import UserError
 from ..prompts.tags import lora_tags
+from .embeddings import Embedding, check_tokens, in_dir, read_embedding
 from .lora import Lora, check_fit, find_in_dir, read_lora
 
 
@@ -40,3 +41,18 @@ def gather_loras(cfg: DictConfig, info: ModelInfo) -> list[Lora]:
     if loras:
         check_fit(loras, info.unet, info.text_encoder)
     return loras
+
+
+def gather_embeddings(cfg: DictConfig, info: ModelInfo) -> list[Embedding]:
+    """The config's `embeddings`, then the files of embeddings_dir whose names the prompt or negative prompt use;
+    each read and checked against the text encoder's width and the tokenizer's words before any weights load."""
+    listed = [(Path(p), f"embeddings[{i}]") for i, p in enumerate(cfg.embeddings)]
+    found = [(p, "embeddings_dir file") for p in in_dir(cfg.embeddings_dir, [cfg.prompt, cfg.negative_prompt])
+             if p.resolve() not in {q.resolve() for q, _ in listed}]
+    width = info.text_encoder.get("hidden_size")
+    embeddings = [read_embedding(path, key, cfg.model.allow_pickle, width) for path, key in listed + found]
+    if embeddings:
+        from transformers import CLIPTokenizer
+
+        check_tokens(embeddings, CLIPTokenizer.from_pretrained(info.path, subfolder="tokenizer").get_vocab())
+    return embeddings

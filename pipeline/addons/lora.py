@@ -59,13 +59,13 @@ def read_lora(path: Path, key: str, allow_pickle: bool) -> tuple[dict, Any, Any]
             state, alphas, metadata = StableDiffusionPipeline.lora_state_dict(
                 str(path), return_lora_metadata=True, use_safetensors=path.suffix == ".safetensors")
     except Exception as err:  # the loaders raise many types for a file that is not a LoRA
-        raise UserError(f"{key} {path} is not a LoRA file diffusers can read ({_first_line(err)}).") from None
+        raise UserError(f"{key} {path} is not a LoRA file diffusers can read ({first_line(err)}).") from None
     if not state or not all("lora" in k for k in state):
         raise UserError(f"{key} {path} is not a LoRA file: its keys are not LoRA weights (first: {next(iter(state), '')}).")
     return state, alphas, metadata
 
 
-def _first_line(err: Exception) -> str:
+def first_line(err: Exception) -> str:
     """An exception's message, one line and short."""
     text = str(err).splitlines()[0] if str(err) else type(err).__name__
     return text if len(text) <= 160 else text[:157] + "..."
@@ -98,7 +98,7 @@ def check_fit(loras: list[Lora], unet_config: dict, text_config: dict) -> None:
                 _inject([lora], unet, text_encoder)
             except Exception as err:
                 raise UserError(f"LoRA {lora.path} does not fit this model's UNet and text encoder "
-                                f"({_first_line(err)}).") from None
+                                f"({first_line(err)}).") from None
             if lora.name not in _adapters(unet) | _adapters(text_encoder):
                 raise UserError(f"LoRA {lora.path}: none of its keys fit a module of this model's UNet or text "
                                 f"encoder (first key: {next(iter(lora.state_dict))}).")

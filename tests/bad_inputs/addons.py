@@ -49,3 +49,19 @@ CASES = [
     Case("lora tag: weight not a number", lambda t, m: ["prompt=a <lora:style:heavy> circle"],
          "must end in a number (its weight); got 'heavy'"),
 ]
+
+CASES += [
+    Case("embedding: missing file", lambda t, m: ["embeddings=[/nonexistent/style.safetensors]"],
+         "embeddings[0] /nonexistent/style.safetensors does not exist"),
+    Case("embedding: pickle refused", lambda t, m: [f"embeddings=[{_file(t, 'old.pt', text='x')}]"],
+         "is a pickle file; set model.allow_pickle=true"),
+    Case("embedding: wrong width",
+         lambda t, m: [f"embeddings=[{_file(t, 'wide.safetensors', {'emb_params': torch.zeros(2, 768)})}]"],
+         "holds vectors of width 768, but this model's text encoder takes 32"),
+    Case("embedding: token is a word already",
+         lambda t, m: [f"embeddings=[{_file(t, 'a.safetensors', {'emb_params': torch.zeros(1, 32)})}]"],
+         "its token 'a' is already a word of this model's tokenizer"),
+    Case("embedding: not an embedding",
+         lambda t, m: [f"embeddings=[{_file(t, 'two.safetensors', {'x': torch.zeros(2), 'y': torch.zeros(2)})}]"],
+         "is not an embedding file diffusers can read"),
+]

@@ -1,0 +1,110 @@
+"""Textual-inversion embeddings (A1111 .pt/.safetensors, diffusers' single-key files, several vectors each) put onto
+the tokenizer and text encoder with diffusers' own loader; the file name is the token, as in A1111."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from diffusers.loaders.textual_inversion import TextualInversionLoaderMixin, load_textual_inversion_state_dicts
+
+from ..errors import UserError
+from ..quiet import quiet_libraries
+from .lora import PICKLES, first_line
+
+SUFFIXES = (".safetensors", ".pt", ".bin")
+
+
+class _Loader(TextualInversionLoaderMixin):
+    """diffusers' textual-inversion loader on parts we loaded ourselves (no pipeline: nothing offloaded)."""
+
+    hf_device_map = None
+    components: dict = {}
+
+
+@dataclass
+class Embedding:
+    """One embedding file: its token (the file name) and its vectors, read and checked before loading."""
+
+    token: str
+    path: Path
+    vectors: torch.Tensor
+
+
+def in_dir(embeddings_dir: str, texts: list[str]) -> list[Path]:
+    """The files of embeddings_dir whose name (the token) appears as a word in any of the texts."""
+    folder = Path(embeddings_dir)
+    if not folder.is_dir():
+        return []
+    files = sorted(p for p in folder.iterdir() if p.suffix in SUFFIXES and p.is_file())
+    return [p for p in files if any(re.search(rf"(?<![\w-]){re.escape(p.stem)}(?![\w-])", t) for t in texts)]
+
+
+def read_embedding(path: Path, key: str, allow_pickle: bool, width: int) -> Embedding:
+    """An embedding file's vectors (n, width), through diffusers' reader; one sentence when it cannot be used."""
+    if not path.is_file():
+        raise UserError(f"{key} {path} does not exist.")
+    if path.suffix not in SUFFIXES:
+        raise UserError(f"{key} {path} must be a .safetensors file (or, with model.allow_pickle, .pt/.bin).")
+    if path.suffix in PICKLES and not allow_pickle:
+        raise UserError(f"{key} {path} is a pickle file; set model.allow_pickle=true to load it (weights only).")
+    try:
+        with quiet_libraries(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = load_textual_inversion_state_dicts([str(path)], weight_name=path.name,
+                                                       use_safetensors=path.suffix == ".safetensors")[0]
+            _, vectors = _Loader._retrieve_tokens_and_embeddings([path.stem], [state], _NoVocab())
+    except Exception as err:
+        raise UserError(f"{key} {path} is not an embedding file diffusers can read ({first_line(err)}).") from None
+    vectors = vectors[0].reshape(-1, vectors[0].shape[-1])
+    if vectors.shape[-1] != width:
+        raise UserError(f"{key} {path} holds vectors of width {vectors.shape[-1]}, but this model's text encoder "
+                        f"takes {width}; it was made for another model.")
+    return Embedding(path.stem, path, vectors)
+
+
+class _NoVocab:
+    """A stand-in tokenizer with an empty vocabulary: reading a file does not need the real one."""
+
+    def get_vocab(self) -> dict:
+        return {}
+
+
+def check_tokens(embeddings: list[Embedding], vocabulary: dict) -> None:
+    """Each token is new to the tokenizer and used once (A1111: the file name is the token)."""
+    seen: set[str] = set()
+    for emb in embeddings:
+        if emb.token in vocabulary or f"{emb.token}_1" in vocabulary:
+            raise UserError(f"embedding {emb.path}: its token '{emb.token}' is already a word of this model's "
+                            "tokenizer; rename the file.")
+        if emb.token in seen:
+            raise UserError(f"embedding {emb.path}: the token '{emb.token}' is given twice.")
+        seen.add(emb.token)
+
+
+def apply_embeddings(embeddings: list[Embedding], tokenizer, text_encoder) -> None:
+    """Add each token (and name_1, name_2... for more vectors) to the tokenizer and its vectors to the encoder."""
+    if not embeddings:
+        return
+    with quiet_libraries(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _Loader().load_textual_inversion([e.vectors for e in embeddings], token=[e.token for e in embeddings],
+                                         tokenizer=tokenizer, text_encoder=text_encoder)
+
+
+def expand_tokens(text: str, tokenizer) -> str:
+    """A prompt with each multi-vector token spelled out as `name name_1 ...` (diffusers' maybe_convert_prompt)."""
+    if not getattr(tokenizer, "added_tokens_encoder", None):
+        return text
+    return _Loader()._maybe_convert_prompt(text, tokenizer)
+
+
+@functools.lru_cache(maxsize=64)
+def file_hash(path: str) -> str:
+    """A1111's short hash of an embedding file: sha256 of the file, first 12 hex digits."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
