@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -156,6 +157,13 @@ def generate_images(
     return to_pil(setup.finish(images) if setup.finish else images)
 
 
+def addon_hashes(plan: Plan) -> dict[str, str]:
+    """The add-ons' short hashes keyed as A1111's `Hashes` field keys them: lora:NAME, embed:NAME."""
+    hashes = {f"lora:{lo.path.stem}": addnet_hash(str(lo.path)) for lo in plan.loras}
+    hashes.update({f"embed:{e.token}": file_hash(str(e.path)) for e in plan.embeddings})
+    return hashes
+
+
 def image_parameters(plan: Plan, seed: int) -> str:
     """The A1111-style parameters text for one image."""
     cfg = plan.cfg
@@ -175,6 +183,9 @@ def image_parameters(plan: Plan, seed: int) -> str:
         fields["Lora hashes"] = '"' + ", ".join(f"{lo.path.stem}: {addnet_hash(str(lo.path))}" for lo in plan.loras) + '"'
     if plan.embeddings:
         fields["TI hashes"] = '"' + ", ".join(f"{e.token}: {file_hash(str(e.path))}" for e in plan.embeddings) + '"'
+    hashes = addon_hashes(plan)
+    if hashes:  # A1111's JSON form of the same hashes, which readers such as sd-parsers take
+        fields["Hashes"] = json.dumps(hashes)
     if cfg.prompt_syntax != "a1111":  # A1111 names its emphasis mode only when it is not "Original"
         fields["Emphasis"] = EMPHASIS[cfg.prompt_syntax]
     if cfg.task != "txt2img":

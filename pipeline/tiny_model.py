@@ -24,14 +24,16 @@ def byte_vocabulary() -> list[str]:
     return [chr(c) for c in chars]
 
 
-def write_tokenizer(folder: Path) -> CLIPTokenizer:
-    """A CLIPTokenizer with one token per byte character and its '</w>' form, and no merges."""
+def write_tokenizer(folder: Path, pad_token: str = "<|endoftext|>") -> CLIPTokenizer:
+    """A CLIPTokenizer with one token per byte character and its '</w>' form, and no merges; SD 2.x's tokenizer
+    pads with '!' instead of the end token."""
     folder.mkdir(parents=True, exist_ok=True)
     chars = byte_vocabulary()
     tokens = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
     (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}))
     (folder / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=MAX_TOKENS)
+    tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=MAX_TOKENS,
+                              pad_token=pad_token)
     tokenizer.save_pretrained(folder)
     return tokenizer
 
@@ -61,9 +63,11 @@ def write_model_index(folder: Path, scheduler_class: str, unet_in_channels: int 
     (folder / "model_index.json").write_text(json.dumps(index, indent=2))
 
 
-def sd_scheduler() -> PNDMScheduler:
-    """The scheduler config Stable Diffusion 1.x ships: scaled-linear betas 0.00085..0.012 over 1000 steps."""
+def sd_scheduler(prediction_type: str = "epsilon") -> PNDMScheduler:
+    """The scheduler config Stable Diffusion 1.x ships: scaled-linear betas 0.00085..0.012 over 1000 steps (SD 2.x's
+    768 models: the same with v-prediction)."""
     return PNDMScheduler(
+        prediction_type=prediction_type,
         beta_start=0.00085,
         beta_end=0.012,
         beta_schedule="scaled_linear",
@@ -100,11 +104,14 @@ def write_depth_estimator(folder: Path, seed: int) -> None:
 
 
 def build_tiny_model(
-    folder: str | Path, seed: int = 0, unet_in_channels: int = 4, time_cond_proj_dim=None, depth_estimator=False
+    folder: str | Path, seed: int = 0, unet_in_channels: int = 4, time_cond_proj_dim=None, depth_estimator=False,
+    sd2: bool = False,
 ) -> Path:
-    """Save tokenizer, CLIP text encoder (hidden 32), UNet (32, 64) and a 2-block VAE with random weights."""
+    """Save tokenizer, CLIP text encoder (hidden 32), UNet (32, 64) and a 2-block VAE with random weights. With sd2,
+    what SD 2.x (768, v) changes: v-prediction, '!' padding, GELU in the text encoder, linear attention projections
+    and head counts per block."""
     folder = Path(folder)
-    tokenizer = write_tokenizer(folder / "tokenizer")
+    tokenizer = write_tokenizer(folder / "tokenizer", "!" if sd2 else "<|endoftext|>")
     torch.manual_seed(seed)
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
@@ -117,6 +124,7 @@ def build_tiny_model(
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
+            hidden_act="gelu" if sd2 else "quick_gelu",
         )
     )
     torch.manual_seed(seed)
@@ -130,6 +138,7 @@ def build_tiny_model(
         up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
         cross_attention_dim=32,
         time_cond_proj_dim=time_cond_proj_dim,
+        **({"use_linear_projection": True, "attention_head_dim": (2, 4)} if sd2 else {}),
     )
     torch.manual_seed(seed)
     vae = AutoencoderKL(
@@ -144,7 +153,7 @@ def build_tiny_model(
     text_encoder.save_pretrained(folder / "text_encoder")
     unet.save_pretrained(folder / "unet")
     vae.save_pretrained(folder / "vae")
-    scheduler = sd_scheduler()
+    scheduler = sd_scheduler("v_prediction" if sd2 else "epsilon")
     scheduler.save_pretrained(folder / "scheduler")
     if depth_estimator:
         write_depth_estimator(folder, seed)

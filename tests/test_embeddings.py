@@ -62,3 +62,22 @@ def test_weighting_an_embedding_and_recording_it(files, tiny_model, tmp_path):
         scheduler__name="pndm", model__allow_pickle="true", embeddings_dir=str(files)), progress=False))
     assert max_pixel_difference([Image.open(p) for p in weighted_paths], plain) > 0
     assert 'TI hashes: "ptstyle: ' in Image.open(weighted_paths[0]).info["parameters"]
+
+
+def test_add_ons_are_read_back_and_regenerate_from_the_yaml(files, tiny_model, tmp_path):
+    from sd_parsers import ParserManager
+
+    from pipeline.addons.demo import make_lora
+    from pipeline import cli
+
+    lora = make_lora(tiny_model, tmp_path / "style.safetensors", seed=4, kind="kohya")
+    cfg = make_config(tiny_model, tmp_path / "out", prompt="a (ptstyle:1.2) circle <lora:style:0.6>", clip_skip=2,
+                      negative_prompt="badhands", steps=3, lora_dir=str(tmp_path), embeddings_dir=str(files),
+                      scheduler__name="pndm", model__allow_pickle="true")
+    first = next(generate.run(cfg, progress=False))
+    info = ParserManager().parse(Image.open(first))
+    assert info.metadata["Clip skip"] == "2"
+    assert set(info.metadata["Hashes"]) == {"lora:style", "embed:ptstyle", "embed:badhands"}
+    assert cli.run_cli(str(first.with_suffix(".yaml")), [f"output_dir={tmp_path / 'again'}"]) == 0
+    again = next((tmp_path / "again").glob("*.png"))
+    assert again.read_bytes() != b"" and max_pixel_difference([Image.open(again)], [Image.open(first)]) == 0

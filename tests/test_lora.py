@@ -5,7 +5,7 @@ from diffusers import StableDiffusionPipeline
 from PIL import Image
 
 from conftest import generators, make_config, max_pixel_difference
-from lora_files import make_lora
+from pipeline.addons.demo import make_lora
 from pipeline import generate
 
 
