@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,8 +13,7 @@ import torch
 from diffusers.loaders.textual_inversion import TextualInversionLoaderMixin, load_textual_inversion_state_dicts
 
 from ..errors import UserError
-from ..quiet import quiet_libraries
-from .lora import PICKLES, first_line
+from .files import check_file, first_line, quietly
 
 SUFFIXES = (".safetensors", ".pt", ".bin")
 
@@ -47,15 +45,9 @@ def in_dir(embeddings_dir: str, texts: list[str]) -> list[Path]:
 
 def read_embedding(path: Path, key: str, allow_pickle: bool, width: int) -> Embedding:
     """An embedding file's vectors (n, width), through diffusers' reader; one sentence when it cannot be used."""
-    if not path.is_file():
-        raise UserError(f"{key} {path} does not exist.")
-    if path.suffix not in SUFFIXES:
-        raise UserError(f"{key} {path} must be a .safetensors file (or, with model.allow_pickle, .pt/.bin).")
-    if path.suffix in PICKLES and not allow_pickle:
-        raise UserError(f"{key} {path} is a pickle file; set model.allow_pickle=true to load it (weights only).")
+    check_file(path, key, SUFFIXES, allow_pickle)
     try:
-        with quiet_libraries(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quietly():
             state = load_textual_inversion_state_dicts([str(path)], weight_name=path.name,
                                                        use_safetensors=path.suffix == ".safetensors")[0]
             _, vectors = _Loader._retrieve_tokens_and_embeddings([path.stem], [state], _NoVocab())
@@ -91,8 +83,7 @@ def apply_embeddings(embeddings: list[Embedding], tokenizer, text_encoder) -> No
     """Add each token (and name_1, name_2... for more vectors) to the tokenizer and its vectors to the encoder."""
     if not embeddings:
         return
-    with quiet_libraries(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quietly():
         _Loader().load_textual_inversion([e.vectors for e in embeddings], token=[e.token for e in embeddings],
                                          tokenizer=tokenizer, text_encoder=text_encoder)
 

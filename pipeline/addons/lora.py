@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,9 @@ from diffusers.loaders.lora_base import set_adapters_for_text_encoder
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from ..errors import UserError
-from ..quiet import quiet_libraries
+from .files import check_file, first_line, quietly
 
 SUFFIXES = (".safetensors", ".pt", ".ckpt", ".bin")
-PICKLES = (".pt", ".ckpt", ".bin")
 
 
 @dataclass
@@ -47,15 +45,9 @@ def find_in_dir(name: str, lora_dir: str) -> Path:
 
 def read_lora(path: Path, key: str, allow_pickle: bool) -> tuple[dict, Any, Any]:
     """A LoRA file's state dict in diffusers' layout (kohya keys converted by diffusers), or one sentence why not."""
-    if not path.is_file():
-        raise UserError(f"{key} {path} does not exist.")
-    if path.suffix not in SUFFIXES:
-        raise UserError(f"{key} {path} must be a .safetensors file (or, with model.allow_pickle, .pt/.ckpt/.bin).")
-    if path.suffix in PICKLES and not allow_pickle:
-        raise UserError(f"{key} {path} is a pickle file; set model.allow_pickle=true to load it (weights only).")
+    check_file(path, key, SUFFIXES, allow_pickle)
     try:
-        with quiet_libraries(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quietly():
             state, alphas, metadata = StableDiffusionPipeline.lora_state_dict(
                 str(path), return_lora_metadata=True, use_safetensors=path.suffix == ".safetensors")
     except Exception as err:  # the loaders raise many types for a file that is not a LoRA
@@ -63,12 +55,6 @@ def read_lora(path: Path, key: str, allow_pickle: bool) -> tuple[dict, Any, Any]
     if not state or not all("lora" in k for k in state):
         raise UserError(f"{key} {path} is not a LoRA file: its keys are not LoRA weights (first: {next(iter(state), '')}).")
     return state, alphas, metadata
-
-
-def first_line(err: Exception) -> str:
-    """An exception's message, one line and short."""
-    text = str(err).splitlines()[0] if str(err) else type(err).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _inject(loras: list[Lora], unet, text_encoder) -> None:
@@ -89,8 +75,7 @@ def _adapters(module) -> set[str]:
 def check_fit(loras: list[Lora], unet_config: dict, text_config: dict) -> None:
     """Inject every LoRA into meta-device copies of the UNet and text encoder (no memory, no weights): a LoRA whose
     keys fit no module, or fit with the wrong shapes, is refused here, before the real parts load."""
-    with init_empty_weights(), quiet_libraries(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with init_empty_weights(), quietly():
         unet = UNet2DConditionModel.from_config(unet_config)
         text_encoder = CLIPTextModel(CLIPTextConfig.from_dict(text_config))
         for lora in loras:
@@ -108,8 +93,7 @@ def apply_loras(loras: list[Lora], unet, text_encoder) -> None:
     """Load the LoRAs into the real parts and set each one's weight (pipe.set_adapters' split per part)."""
     if not loras:
         return
-    with quiet_libraries(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with quietly():
         _inject(loras, unet, text_encoder)
     in_unet, in_text = _adapters(unet), _adapters(text_encoder)
     unet_loras = [lora for lora in loras if lora.name in in_unet]
