@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -14,9 +13,9 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from . import __version__
-from .addons import gather_embeddings, gather_loras
-from .addons.embeddings import Embedding, apply_embeddings, file_hash
-from .addons.lora import Lora, addnet_hash, apply_loras
+from .addons import addon_fields, gather_embeddings, gather_loras
+from .addons.embeddings import Embedding, apply_embeddings
+from .addons.lora import Lora, apply_loras
 from .components import Components, ModelInfo, inspect_model, load_components, resolve_device
 from .config import to_yaml
 from .deepcache import with_deepcache
@@ -157,13 +156,6 @@ def generate_images(
     return to_pil(setup.finish(images) if setup.finish else images)
 
 
-def addon_hashes(plan: Plan) -> dict[str, str]:
-    """The add-ons' short hashes keyed as A1111's `Hashes` field keys them: lora:NAME, embed:NAME."""
-    hashes = {f"lora:{lo.path.stem}": addnet_hash(str(lo.path)) for lo in plan.loras}
-    hashes.update({f"embed:{e.token}": file_hash(str(e.path)) for e in plan.embeddings})
-    return hashes
-
-
 def image_parameters(plan: Plan, seed: int) -> str:
     """The A1111-style parameters text for one image."""
     cfg = plan.cfg
@@ -179,13 +171,7 @@ def image_parameters(plan: Plan, seed: int) -> str:
         fields["CFG rescale"] = cfg.guidance_rescale
     if cfg.clip_skip > 1:
         fields["Clip skip"] = cfg.clip_skip
-    if plan.loras:
-        fields["Lora hashes"] = '"' + ", ".join(f"{lo.path.stem}: {addnet_hash(str(lo.path))}" for lo in plan.loras) + '"'
-    if plan.embeddings:
-        fields["TI hashes"] = '"' + ", ".join(f"{e.token}: {file_hash(str(e.path))}" for e in plan.embeddings) + '"'
-    hashes = addon_hashes(plan)
-    if hashes:  # A1111's JSON form of the same hashes, which readers such as sd-parsers take
-        fields["Hashes"] = json.dumps(hashes)
+    fields.update(addon_fields(plan.loras, plan.embeddings))
     if cfg.prompt_syntax != "a1111":  # A1111 names its emphasis mode only when it is not "Original"
         fields["Emphasis"] = EMPHASIS[cfg.prompt_syntax]
     if cfg.task != "txt2img":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from pathlib import Path
@@ -11,8 +12,8 @@ from omegaconf import DictConfig
 from ..components import ModelInfo
 from ..errors import UserError
 from ..prompts.tags import lora_tags
-from .embeddings import Embedding, check_tokens, in_dir, read_embedding
-from .lora import Lora, check_fit, find_in_dir, read_lora
+from .embeddings import Embedding, check_tokens, file_hash, in_dir, read_embedding
+from .lora import Lora, addnet_hash, check_fit, find_in_dir, read_lora
 
 
 def _adapter_name(path: Path, taken: set[str]) -> str:
@@ -56,3 +57,18 @@ def gather_embeddings(cfg: DictConfig, info: ModelInfo) -> list[Embedding]:
 
         check_tokens(embeddings, CLIPTokenizer.from_pretrained(info.path, subfolder="tokenizer").get_vocab())
     return embeddings
+
+
+def addon_fields(loras: list[Lora], embeddings: list[Embedding]) -> dict[str, str]:
+    """What A1111 writes into an image's parameters for its add-ons: `Lora hashes` and `TI hashes` ("name: hash,
+    ..."), and `Hashes`, the same as JSON keyed lora:NAME / embed:NAME (the form readers such as sd-parsers take)."""
+    lora_hashes = {lora.path.stem: addnet_hash(str(lora.path)) for lora in loras}
+    ti_hashes = {emb.token: file_hash(str(emb.path)) for emb in embeddings}
+    fields = {}
+    for key, hashes in (("Lora hashes", lora_hashes), ("TI hashes", ti_hashes)):
+        if hashes:
+            fields[key] = '"' + ", ".join(f"{name}: {h}" for name, h in hashes.items()) + '"'
+    joined = {f"lora:{n}": h for n, h in lora_hashes.items()} | {f"embed:{n}": h for n, h in ti_hashes.items()}
+    if joined:
+        fields["Hashes"] = json.dumps(joined)
+    return fields
