@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import UNet2DConditionModel
+from diffusers.loaders import StableDiffusionLoraLoaderMixin as LoraLoader
 from safetensors.torch import load_file, save_file
 from transformers import CLIPTextModel, CLIPTokenizer
 
@@ -34,7 +35,7 @@ def make_lora(model: Path, out: Path, seed: int = 0, kind: str = "diffusers", te
         encoder = CLIPTextModel.from_pretrained(model, subfolder="text_encoder")
         te = _adapter_weights(encoder, TEXT_TARGETS, rank, seed + 1, scale)
     folder = out.parent / f".{out.stem}-diffusers"
-    StableDiffusionPipeline.save_lora_weights(folder, unet_lora_layers=unet, text_encoder_lora_layers=te)
+    LoraLoader.save_lora_weights(folder, unet_lora_layers=unet, text_encoder_lora_layers=te)
     state = load_file(folder / "pytorch_lora_weights.safetensors")
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file(state if kind == "diffusers" else to_kohya(state, rank), out)

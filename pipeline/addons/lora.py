@@ -11,7 +11,8 @@ from typing import Any
 
 import torch
 from accelerate import init_empty_weights
-from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+from diffusers import UNet2DConditionModel
+from diffusers.loaders import StableDiffusionLoraLoaderMixin as LoraLoader
 from diffusers.loaders.lora_base import set_adapters_for_text_encoder
 from transformers import CLIPTextConfig, CLIPTextModel
 
@@ -48,7 +49,7 @@ def read_lora(path: Path, key: str, allow_pickle: bool) -> tuple[dict, Any, Any]
     check_file(path, key, SUFFIXES, allow_pickle)
     try:
         with quietly():
-            state, alphas, metadata = StableDiffusionPipeline.lora_state_dict(
+            state, alphas, metadata = LoraLoader.lora_state_dict(
                 str(path), return_lora_metadata=True, use_safetensors=path.suffix == ".safetensors")
     except Exception as err:  # the loaders raise many types for a file that is not a LoRA
         raise UserError(f"{key} {path} is not a LoRA file diffusers can read ({first_line(err)}).") from None
@@ -61,10 +62,9 @@ def _inject(loras: list[Lora], unet, text_encoder) -> None:
     """Each LoRA into the UNet and text encoder with diffusers' loaders, as pipe.load_lora_weights does."""
     for lora in loras:
         for_unet, for_text = dict(lora.state_dict), dict(lora.state_dict)  # the loaders pop from what they get
-        StableDiffusionPipeline.load_lora_into_unet(for_unet, lora.alphas, unet, adapter_name=lora.name,
-                                                    metadata=lora.metadata)
-        StableDiffusionPipeline.load_lora_into_text_encoder(for_text, lora.alphas, text_encoder, adapter_name=lora.name,
-                                                            metadata=lora.metadata)
+        LoraLoader.load_lora_into_unet(for_unet, lora.alphas, unet, adapter_name=lora.name, metadata=lora.metadata)
+        LoraLoader.load_lora_into_text_encoder(for_text, lora.alphas, text_encoder, adapter_name=lora.name,
+                                               metadata=lora.metadata)
 
 
 def _adapters(module) -> set[str]:
