@@ -69,11 +69,19 @@ def test_interrupted_run_keeps_finished_batches(tiny_model, tmp_path, monkeypatc
 
 def test_long_prompt_warns_with_dropped_words(tiny_model, tmp_path, caplog):
     prompt = "a red circle " * 10 + "zebra"
-    cfg = make_config(tiny_model, tmp_path, prompt=prompt, steps=1)
+    cfg = make_config(tiny_model, tmp_path, prompt=prompt, steps=1, prompt_syntax="none")
     with caplog.at_level(logging.WARNING, logger="pipeline"):
         run(cfg)
     [message] = [r.getMessage() for r in caplog.records if r.name == "pipeline"]
     assert "longer than 77 tokens" in message and message.rstrip().endswith("zebra")
+
+
+def test_long_prompt_is_kept_whole_by_default(tiny_model, tmp_path, caplog, capfd):
+    cfg = make_config(tiny_model, tmp_path, prompt="a red circle " * 10 + "zebra", steps=1)
+    with caplog.at_level(logging.WARNING):
+        run(cfg)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert "longer than" not in capfd.readouterr().err
 
 
 def test_default_size_comes_from_the_model(tiny_model, tmp_path):

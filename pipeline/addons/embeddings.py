@@ -89,10 +89,12 @@ def apply_embeddings(embeddings: list[Embedding], tokenizer, text_encoder) -> No
 
 
 def expand_tokens(text: str, tokenizer) -> str:
-    """A prompt with each multi-vector token spelled out as `name name_1 ...` (diffusers' maybe_convert_prompt)."""
-    if not getattr(tokenizer, "added_tokens_encoder", None):
+    """A prompt with each multi-vector token spelled out as `name name_1 ...` (diffusers' maybe_convert_prompt);
+    the text itself when no embedding was added (the tokenizer's own special tokens are not embeddings)."""
+    if not set(getattr(tokenizer, "added_tokens_encoder", {})) - set(tokenizer.all_special_tokens):
         return text
-    return _Loader()._maybe_convert_prompt(text, tokenizer)
+    with quietly():  # it tokenizes the whole prompt, which may be longer than 77 tokens: no warning for that
+        return _Loader()._maybe_convert_prompt(text, tokenizer)
 
 
 @functools.lru_cache(maxsize=64)
