@@ -48,8 +48,9 @@ def gather_embeddings(cfg: DictConfig, info: ModelInfo) -> list[Embedding]:
     """The config's `embeddings`, then the files of embeddings_dir whose names the prompt or negative prompt use;
     each read and checked against the text encoder's width and the tokenizer's words before any weights load."""
     listed = [(Path(p), f"embeddings[{i}]") for i, p in enumerate(cfg.embeddings)]
+    named = {path.resolve() for path, _ in listed}
     found = [(p, "embeddings_dir file") for p in in_dir(cfg.embeddings_dir, [cfg.prompt, cfg.negative_prompt])
-             if p.resolve() not in {q.resolve() for q, _ in listed}]
+             if p.resolve() not in named]
     width = info.text_encoder.get("hidden_size")
     embeddings = [read_embedding(path, key, cfg.model.allow_pickle, width) for path, key in listed + found]
     if embeddings:

@@ -54,7 +54,8 @@ def read_lora(path: Path, key: str, allow_pickle: bool) -> tuple[dict, Any, Any]
     except Exception as err:  # the loaders raise many types for a file that is not a LoRA
         raise UserError(f"{key} {path} is not a LoRA file diffusers can read ({first_line(err)}).") from None
     if not state or not all("lora" in k for k in state):
-        raise UserError(f"{key} {path} is not a LoRA file: its keys are not LoRA weights (first: {next(iter(state), '')}).")
+        first = next(iter(state), "")
+        raise UserError(f"{key} {path} is not a LoRA file: its keys are not LoRA weights (first: {first}).")
     return state, alphas, metadata
 
 
