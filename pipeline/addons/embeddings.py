@@ -13,7 +13,7 @@ import torch
 from diffusers.loaders.textual_inversion import TextualInversionLoaderMixin, load_textual_inversion_state_dicts
 
 from ..errors import UserError
-from .files import check_file, first_line, quietly
+from ..file_checks import check_file, first_line, quietly
 
 SUFFIXES = (".safetensors", ".pt", ".bin")
 

@@ -17,7 +17,7 @@ from diffusers.loaders.lora_base import set_adapters_for_text_encoder
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from ..errors import UserError
-from .files import check_file, first_line, quietly
+from ..file_checks import check_file, first_line, quietly
 
 SUFFIXES = (".safetensors", ".pt", ".ckpt", ".bin")
 

@@ -1,4 +1,5 @@
-"""What every add-on file must be before it is read: present, of a known kind, and pickle only when allowed."""
+"""What every weight file named in a config must be before it is read (add-ons, checkpoint files): present, of a
+known kind, and pickle only when allowed."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from ..errors import UserError
-from ..quiet import quiet_libraries
+from .errors import UserError
+from .quiet import quiet_libraries
 
 PICKLES = (".pt", ".ckpt", ".bin")
 
