@@ -1,4 +1,4 @@
-"""The model's parts, each loaded on its own from a diffusers-format folder or a hub id."""
+"""The model's parts, each loaded on its own from a diffusers-format folder, a hub id or one checkpoint file."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from transformers import (AutoImageProcessor, AutoModelForDepthEstimation, CLIPT
                           CLIPTokenizer)
 
 from .errors import UserError
+from .single_file import is_checkpoint_file, load_checkpoint, read_configs
 from .weights_check import check_weights
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -36,6 +37,12 @@ class ModelInfo:
     scheduler: dict[str, Any]
     extras: set[str] = field(default_factory=set)
     text_encoder: dict[str, Any] = field(default_factory=dict)
+    config_dir: str = ""  # a single-file checkpoint: the folder its configs and tokenizer are read from
+
+    @property
+    def single_file(self) -> bool:
+        """Whether the weights are one checkpoint file in the original layout."""
+        return bool(self.config_dir)
 
     @property
     def vae_scale_factor(self) -> int:
@@ -119,8 +126,15 @@ def _check_folder(root: Path, allow_pickle: bool) -> None:
             )
 
 
-def inspect_model(path: str, allow_pickle: bool = False) -> ModelInfo:
-    """Check that a folder or hub id holds a Stable Diffusion model and read its configs, loading no weights."""
+def inspect_model(path: str, allow_pickle: bool = False, config: str = "") -> ModelInfo:
+    """Check that a folder, hub id or checkpoint file holds a Stable Diffusion model and read its configs, loading
+    no weights; `config` (model.config) names the configs a checkpoint file is read with."""
+    if is_checkpoint_file(path):
+        folder, configs = read_configs(path, allow_pickle, config)
+        return ModelInfo(path=path, config_dir=str(folder), **configs)
+    if config:
+        raise UserError(f"model.config applies to a single-file checkpoint; model.path {path} is not one "
+                        "(a folder or hub id brings its own configs).")
     root = Path(path)
     if root.is_dir() or not HUB_ID.match(path) or path.startswith("."):
         _check_folder(root, allow_pickle)
@@ -170,11 +184,14 @@ def refused_pickles(path: str, part: str) -> Iterator[None]:
                         "and none of it was run.") from None
 
 
-def load_vae(path: str, device: torch.device, dtype: torch.dtype, allow_pickle: bool = False) -> AutoencoderKL:
+def load_vae(info: ModelInfo, device: torch.device, dtype: torch.dtype, allow_pickle: bool = False) -> AutoencoderKL:
     """Only the VAE of a model, placed and in eval mode (the latent tools need no more)."""
-    with refused_pickles(path, "vae"):
-        vae = AutoencoderKL.from_pretrained(path, subfolder="vae", use_safetensors=None if allow_pickle else True,
-                                            dtype=dtype)
+    if info.single_file:
+        vae = load_checkpoint(info.path, info.config_dir, info.unet["in_channels"], dtype)[3]
+    else:
+        with refused_pickles(info.path, "vae"):
+            vae = AutoencoderKL.from_pretrained(info.path, subfolder="vae",
+                                                use_safetensors=None if allow_pickle else True, dtype=dtype)
     return vae.to(device).eval().requires_grad_(False)
 
 
@@ -184,13 +201,16 @@ def load_components(
     """Load tokenizer, text encoder, UNet, VAE (and named extras) separately, on the device in the dtype."""
     path = info.path
     weights = {"use_safetensors": None if allow_pickle else True, "dtype": dtype}
-    tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer")
-    with refused_pickles(path, "text_encoder"):
-        text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", **weights)
-    with refused_pickles(path, "unet"):
-        unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", **weights)
-    vae = load_vae(path, device, dtype, allow_pickle)
-    for module in (text_encoder, unet):
+    if info.single_file:
+        tokenizer, text_encoder, unet, vae = load_checkpoint(path, info.config_dir, info.unet["in_channels"], dtype)
+    else:
+        tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer")
+        with refused_pickles(path, "text_encoder"):
+            text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", **weights)
+        with refused_pickles(path, "unet"):
+            unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", **weights)
+        vae = load_vae(info, device, dtype, allow_pickle)
+    for module in (text_encoder, unet, vae):
         module.to(device).eval().requires_grad_(False)
     return Components(
         tokenizer=tokenizer,
@@ -200,6 +220,6 @@ def load_components(
         scheduler_config=info.scheduler,
         device=device,
         dtype=dtype,
-        name=Path(path).name,
+        name=Path(path).stem if info.single_file else Path(path).name,
         extras={part: load_extra(path, part, weights, device) for part in extras},
     )

@@ -30,6 +30,7 @@ from .performance import apply_performance, check_model_fits, check_performance
 from .prompts.check import check_prompt_options
 from .precision import DtypeChoice, announce, check_dtype_name, choose_dtype
 from .schedulers import SCHEDULERS, check_options, check_runnable, make_scheduler, resolve
+from .single_file import model_hash
 from .text import TextEmbeddings, encode_prompt, warn_about_prompt
 from .variants import VARIANTS
 from .variants.base import RunContext
@@ -109,7 +110,7 @@ def check(cfg: DictConfig) -> Plan:
     device = resolve_device(cfg.model.device)
     check_dtype_name(cfg.model.dtype)
     check_performance(cfg.performance, device)
-    info = inspect_model(cfg.model.path, cfg.model.allow_pickle)
+    info = inspect_model(cfg.model.path, cfg.model.allow_pickle, cfg.model.config)
     check_runnable(scheduler, info.scheduler, scheduler_options_of(cfg), cfg.steps)
     check_prompt_options(cfg, info.text_encoder)
     precision = choose_dtype(cfg.model.dtype, device, info.unet, info.vae)
@@ -165,8 +166,10 @@ def image_parameters(plan: Plan, seed: int) -> str:
         "CFG scale": cfg.guidance_scale,
         "Seed": seed,
         "Size": f"{plan.width}x{plan.height}",
-        "Model": Path(cfg.model.path).name,
     }
+    if plan.info.single_file:  # as A1111: the file's short hash, then its name without the extension
+        fields["Model hash"] = model_hash(cfg.model.path)
+    fields["Model"] = Path(cfg.model.path).stem if plan.info.single_file else Path(cfg.model.path).name
     if cfg.guidance_rescale > 0:
         fields["CFG rescale"] = cfg.guidance_rescale
     if cfg.clip_skip > 1:

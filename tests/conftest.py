@@ -41,6 +41,8 @@ def no_weights(monkeypatch):
 
     for cls in (UNet2DConditionModel, AutoencoderKL, CLIPTextModel):
         monkeypatch.setattr(cls, "from_pretrained", refuse)
+    for cls in (UNet2DConditionModel, AutoencoderKL):
+        monkeypatch.setattr(cls, "from_single_file", refuse)
 
 
 def make_config(model, output_dir, **overrides):

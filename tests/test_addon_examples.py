@@ -33,3 +33,13 @@ def test_the_example_lora_changes_the_image_and_weight_zero_does_not(tmp_path):
     half = run(tmp_path, "half", prompt + " <lora:noise:0.5>", lora_dir=tmp_path / "loras")
     zero = run(tmp_path, "zero", prompt + " <lora:noise:0>", lora_dir=tmp_path / "loras")
     assert max_pixel_difference(zero, base) == 0 and max_pixel_difference(half, base) > 5
+
+
+def test_the_shipped_model_as_one_checkpoint_file_gives_its_images(tmp_path):
+    from pipeline.single_file.to_ldm import write_checkpoint
+
+    file = write_checkpoint(MODEL, tmp_path / "checkpoints" / "tiny-shapes.safetensors")
+    prompt = "a large red circle in the centre, blue background"
+    folder = run(tmp_path, "folder", prompt)
+    single = run(tmp_path, "file", prompt, **{"model.path": file, "model.config": MODEL})
+    assert max_pixel_difference(single, folder) == 0

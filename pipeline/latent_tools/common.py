@@ -52,7 +52,7 @@ def check_images(cfg: DictConfig, keys: list[str]) -> ImagePlan:
     """Check model, placement, output folder and the images named by `keys`, all before any weights load."""
     device = resolve_device(cfg.model.device)
     check_dtype_name(cfg.model.dtype)
-    info = inspect_model(cfg.model.path, cfg.model.allow_pickle)
+    info = inspect_model(cfg.model.path, cfg.model.allow_pickle, cfg.model.config)
     precision = choose_dtype(cfg.model.dtype, device, info.unet, info.vae)
     factor = info.vae_scale_factor
     images = [read_image(OmegaConf.select(cfg, key), key) for key in keys]
@@ -73,7 +73,7 @@ def check_images(cfg: DictConfig, keys: list[str]) -> ImagePlan:
 def load_vae(plan: ImagePlan, allow_pickle: bool) -> AutoencoderKL:
     """Only the VAE of the checked model."""
     announce(plan.precision)
-    return load_model_vae(plan.info.path, plan.device, plan.dtype, allow_pickle)
+    return load_model_vae(plan.info, plan.device, plan.dtype, allow_pickle)
 
 
 def encode_image(vae: AutoencoderKL, image: Image.Image, cfg: DictConfig) -> torch.Tensor:
