@@ -77,16 +77,22 @@ def test_config_typo_is_one_clear_error(tmp_path: Path, capsys) -> None:
         assert stop.value.code == 2 and expected in capsys.readouterr().err
 
 
-def test_recipe_precision_follows_the_cpu(monkeypatch):
-    """precision: auto autocasts to bfloat16 only where the CPU runs it natively (emulated it is ~100x slower)."""
+def test_recipe_precision_follows_inferences_rule(monkeypatch):
+    """precision: auto autocasts to bfloat16 only where the CPU runs it natively (emulated it is ~100x slower) and
+    the recipe's UNet has the 20M parameters from which bfloat16 pays (pipeline/precision.py); below, float32."""
+    from pipeline import precision
     from pipeline.shapes import train_config
 
-    recipe = train_config.load_config("configs/train.yaml")
-    assert recipe.precision == "auto"
+    assert train_config.load_config("configs/train.yaml").precision == "auto"
+    large = ["unet.block_out_channels=[320,640,1280]", "unet.cross_attention_levels=[true,true,true]",
+             "unet.norm_num_groups=32"]
     for native in (True, False):
-        monkeypatch.setattr(train_config, "cpu_bfloat16_support", lambda native=native: (native, "patched"))
-        assert recipe.bf16 is native
+        monkeypatch.setattr(precision, "cpu_bfloat16_support", lambda native=native: (native, "patched"))
+        small = train_config.load_config("configs/train.yaml")
+        assert small.bf16 is False and ("too few" in small.autocast.reason) is native
+        assert train_config.load_config("configs/train.yaml", large).bf16 is native
     assert train_config.load_config("configs/train.yaml", ["precision=float32"]).bf16 is False
+    assert train_config.load_config("configs/train.yaml", ["precision=bfloat16"]).bf16 is True
     with pytest.raises(UserError, match="precision must be one of auto, float32, bfloat16; got 'fp8'"):
         train_config.load_config("configs/train.yaml", ["precision=fp8"])
 

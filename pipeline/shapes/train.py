@@ -26,6 +26,7 @@ def run(config: TrainConfig) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(config)))
     last = STAGES.index(config.until)
+    print(f"precision: {config.autocast.name} ({config.autocast.reason})")
     vae = train_vae(config, run_dir)
     if last >= STAGES.index("latents"):
         latents = cache_latents(config, run_dir, vae)

@@ -1,13 +1,15 @@
 """The training recipe's config: dataclass schema <- YAML file <- key=value overrides (struct)."""
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
+import torch
 from omegaconf import OmegaConf
 
 from pipeline import config
 from pipeline.errors import UserError
-from pipeline.precision import cpu_bfloat16_support
+from pipeline.precision import DTYPES, DtypeChoice, choose_dtype
 from pipeline.shapes.world import Variation
 
 
@@ -117,7 +119,7 @@ class TrainConfig:
     export_dir: str = "models/tiny-shapes"
     seed: int = 0
     threads: int = 2
-    precision: str = "auto"  # auto: bfloat16 autocast where this CPU runs bfloat16 natively, else float32
+    precision: str = "auto"  # auto: inference's rule for the recipe's UNet (bfloat16 only if native and >= 20M)
     two_shape_share: float = 0.25
     beta_end: float = 0.012  # the noise schedule's last beta (scaled_linear from 0.00085, as SD 1.x)
     prediction_type: str = "epsilon"  # or v_prediction (as SD 2.x 768): what the UNet learns to predict
@@ -144,13 +146,24 @@ class TrainConfig:
         world = self.world
         return Variation(world.position_jitter, world.radius_jitter, world.shade_jitter, world.apart)
 
+    @cached_property
+    def autocast(self) -> DtypeChoice:
+        """The stages' precision. 'auto' applies inference's rule (pipeline/precision.py) to the recipe's UNet:
+        bfloat16 autocast only where the CPU runs it natively (emulated, on an AVX2-only CPU, it is ~100x slower)
+        and the UNet is large enough to gain from it; below that float32, measured faster even with native
+        bfloat16 (docs/shapes-model.md), and the same numerics on every CPU."""
+        if self.precision != "auto":
+            return DtypeChoice(DTYPES[self.precision], "set in the recipe", auto=False)
+        from pipeline.shapes.models import build_unet  # models imports this module's dataclasses
+
+        with torch.device("meta"):
+            unet = build_unet(self.unet, self.vae, self.text)
+        return choose_dtype("auto", torch.device("cpu"), dict(unet.config))
+
     @property
     def bf16(self) -> bool:
-        """Whether the stages autocast to bfloat16: 'auto' decides by what the CPU reports (pipeline/precision.py),
-        since emulated bfloat16 (an AVX2-only CPU) runs ~100x slower than float32."""
-        if self.precision == "auto":
-            return cpu_bfloat16_support()[0]
-        return self.precision == "bfloat16"
+        """Whether the stages autocast to bfloat16."""
+        return self.autocast.dtype == torch.bfloat16
 
 
 STAGES = ("vae", "latents", "unet", "export", "depth", "inpaint")
