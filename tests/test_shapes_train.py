@@ -10,6 +10,7 @@ from diffusers import (
     StableDiffusionDepth2ImgPipeline, StableDiffusionInpaintPipeline, StableDiffusionPipeline, UNet2DConditionModel,
 )
 from PIL import Image
+from safetensors import safe_open
 from safetensors.torch import load_file
 
 from pipeline.errors import UserError
@@ -22,7 +23,12 @@ TINY = str(ROOT / "configs" / "train-tiny.yaml")
 def test_tiny_recipe_end_to_end_exports_loadable_pipeline(tmp_path: Path) -> None:
     export, depth, inpaint = tmp_path / "model", tmp_path / "depth", tmp_path / "inpaint"
     main([TINY, f"run_dir={tmp_path / 'run'}", f"export_dir={export}", "until=inpaint", f"depth.export_dir={depth}",
-          f"inpaint.export_dir={inpaint}", "beta_end=0.03"])
+          f"inpaint.export_dir={inpaint}", "beta_end=0.03", "export_dtype=float16"])
+    for folder in (export, depth, inpaint):  # the UNets stored in half precision, the other parts in float32
+        with safe_open(folder / "unet" / "diffusion_pytorch_model.safetensors", "pt") as stored:
+            assert {stored.get_slice(k).get_dtype() for k in stored.keys()} == {"F16"}
+    with safe_open(export / "text_encoder" / "model.safetensors", "pt") as stored:
+        assert {stored.get_slice(k).get_dtype() for k in stored.keys()} == {"F32"}
     assert json.loads((export / "scheduler" / "scheduler_config.json").read_text())["beta_end"] == 0.03
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert set(summary["stages"]) == {"vae", "latents", "unet", "export", "depth", "inpaint"}

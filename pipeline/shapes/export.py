@@ -1,8 +1,10 @@
 """Stage 4: write the trained family as a diffusers StableDiffusionPipeline folder (safetensors)."""
 
+import copy
 import shutil
 from pathlib import Path
 
+import torch
 from diffusers import AutoencoderKL, DDIMScheduler
 
 from pipeline.shapes.models import SCHEDULER_CONFIG
@@ -16,12 +18,21 @@ def folder_size(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
-def export_model(models: Models, vae: AutoencoderKL, target: Path, scheduler: dict | None = None) -> int:
+def save_unet(unet: torch.nn.Module, folder: Path, dtype: torch.dtype = torch.float32) -> None:
+    """Write a UNet's weights in `dtype` (float16 halves the shipped family's size; loading casts them to the run's
+    dtype), leaving the trained model as it is."""
+    copy.deepcopy(unet).to(dtype).save_pretrained(folder, safe_serialization=True)
+
+
+def export_model(
+    models: Models, vae: AutoencoderKL, target: Path, scheduler: dict | None = None,
+    unet_dtype: torch.dtype = torch.float32,
+) -> int:
     """Write the folder next to `target`, then swap it in; return its size in bytes."""
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
     unet, text_encoder = models
-    unet.save_pretrained(staging / "unet", safe_serialization=True)
+    save_unet(unet, staging / "unet", unet_dtype)
     text_encoder.save_pretrained(staging / "text_encoder", safe_serialization=True)
     vae.save_pretrained(staging / "vae", safe_serialization=True)
     DDIMScheduler.from_config(scheduler or SCHEDULER_CONFIG).save_pretrained(staging / "scheduler")

@@ -13,7 +13,9 @@ from diffusers import DDPMScheduler, UNet2DConditionModel
 from tqdm import tqdm
 from transformers import CLIPTextModel, CLIPTokenizer
 
+from pipeline.precision import DTYPES
 from pipeline.shapes.checkpoint import cosine_lr, load_state, save_state, update_summary
+from pipeline.shapes.export import save_unet
 from pipeline.shapes.latent_cache import training_scenes_seed
 from pipeline.shapes.train_config import TrainConfig
 from pipeline.shapes.unet_train import diffusion_loss
@@ -46,10 +48,11 @@ def widen_conv_in(unet: UNet2DConditionModel, extra: int = 1) -> UNet2DCondition
     return wider
 
 
-def export_sibling(unet: UNet2DConditionModel, base: Path, target: Path) -> None:
-    """Write a sibling's UNet; the other parts link to the base model's folders (no second copy in git)."""
+def export_sibling(unet: UNet2DConditionModel, base: Path, target: Path, dtype: torch.dtype = torch.float32) -> None:
+    """Write a sibling's UNet (weights in `dtype`); the other parts link to the base model's folders (no second
+    copy in git)."""
     target.mkdir(parents=True, exist_ok=True)
-    unet.save_pretrained(target / "unet", safe_serialization=True)
+    save_unet(unet, target / "unet", dtype)
     for part in SHARED_PARTS:
         link = target / part
         if not link.is_symlink():
@@ -65,8 +68,8 @@ def fine_tune(
     """Fine-tune (or resume) the sibling UNet from the exported base model and export it beside it."""
     base, stage_dir = Path(config.export_dir), run_dir / stage
     started = time.perf_counter()
-    unet = widen_conv_in(UNet2DConditionModel.from_pretrained(base / "unet"), extra)
-    text_encoder = CLIPTextModel.from_pretrained(base / "text_encoder").requires_grad_(False)
+    unet = widen_conv_in(UNet2DConditionModel.from_pretrained(base / "unet", torch_dtype=torch.float32), extra)
+    text_encoder = CLIPTextModel.from_pretrained(base / "text_encoder", dtype=torch.float32).requires_grad_(False)
     tokenizer = CLIPTokenizer.from_pretrained(base / "tokenizer")
     scaling = json.loads((base / "vae" / "config.json").read_text())["scaling_factor"]
     optimiser = torch.optim.AdamW(unet.parameters(), lr=spec.lr, weight_decay=0.01)
@@ -91,7 +94,7 @@ def fine_tune(
         if (step + 1) % spec.checkpoint_every == 0:
             save_state(stage_dir / "state.pt", {"unet": unet.state_dict(), "optimiser": optimiser.state_dict(),
                                                 "step": step + 1})
-    export_sibling(unet, base, Path(spec.export_dir))
+    export_sibling(unet, base, Path(spec.export_dir), DTYPES[config.export_dtype])
     seconds = time.perf_counter() - started
     update_summary(run_dir, "seconds", seconds, stage=stage)
     print(f"{stage}: {spec.steps} steps in {seconds / 60:.1f} min -> {spec.export_dir}")

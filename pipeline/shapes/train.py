@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
+from pipeline.precision import DTYPES
 from pipeline.shapes.checkpoint import read_summary, update_summary
 from pipeline.shapes.depth_train import train_depth
 from pipeline.shapes.export import export_model
@@ -35,7 +36,7 @@ def run(config: TrainConfig) -> dict:
         models = train_unet(config, run_dir, vae, latents, tokenizer)
     if last >= STAGES.index("export"):
         started = time.perf_counter()
-        size = export_model(models, vae, Path(config.export_dir), config.scheduler)
+        size = export_model(models, vae, Path(config.export_dir), config.scheduler, DTYPES[config.export_dtype])
         update_summary(run_dir, "seconds", time.perf_counter() - started, stage="export")
         update_summary(run_dir, "bytes", size, stage="export")
         print(f"export: {config.export_dir} ({size / 2**20:.1f} MiB)")

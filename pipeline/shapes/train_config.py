@@ -120,6 +120,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2
     precision: str = "auto"  # auto: inference's rule for the recipe's UNet (bfloat16 only if native and >= 20M)
+    export_dtype: str = "float32"  # the exported UNets' weights (float16 halves the family); loading casts them
     two_shape_share: float = 0.25
     beta_end: float = 0.012  # the noise schedule's last beta (scaled_linear from 0.00085, as SD 1.x)
     prediction_type: str = "epsilon"  # or v_prediction (as SD 2.x 768): what the UNet learns to predict
@@ -176,6 +177,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
     recipe: TrainConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
     if recipe.precision not in PRECISIONS:
         raise UserError(f"precision must be one of {', '.join(PRECISIONS)}; got '{recipe.precision}'.")
+    if recipe.export_dtype not in ("float32", "float16"):
+        raise UserError(f"export_dtype must be float32 or float16; got '{recipe.export_dtype}'.")
     if recipe.prediction_type not in ("epsilon", "v_prediction"):
         raise UserError(f"prediction_type must be epsilon or v_prediction; got '{recipe.prediction_type}'.")
     if recipe.until not in STAGES:
