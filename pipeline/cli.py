@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 import sys
 
-from . import config, generate, schedulers
+from . import generate, jobs, schedulers
 from .errors import UserError
 from .interrupts import exit_code, signals_as_interrupts
+from .jobs.run import run_job
 from .nonfinite import NonFiniteError
 
 EXIT_USER_ERROR = 2
@@ -31,7 +32,8 @@ def setup_logging() -> None:
 
 
 def run_cli(config_path: str | None, overrides: list[str], list_schedulers: bool = False) -> int:
-    """Run one generation from the command line and print every written image path, one per line, last.
+    """Run one generation (or a job of many prompts) from the command line and print every written image path,
+    one per line, last.
 
     SIGTERM is handled like Ctrl-C (exit 143 instead of 130); after a user error, the images finished before it
     are kept and listed too.
@@ -46,8 +48,12 @@ def run_cli(config_path: str | None, overrides: list[str], list_schedulers: bool
     written: list = []
     with signals_as_interrupts():
         try:
-            cfg = config.load(config_path, overrides)
-            for path in generate.run(cfg):
+            cfg = jobs.load(config_path, overrides)
+            if jobs.is_job(cfg):
+                run = run_job(cfg, config_path)
+            else:
+                run = generate.run(jobs.plain(cfg))
+            for path in run:
                 written.append(path)
         except UserError as err:
             print(f"error: {err}", file=sys.stderr)

@@ -213,8 +213,9 @@ def _nest(key: str, value: Any) -> dict:
     return node
 
 
-def load(path: str | Path | None, overrides: list[str] = (), schema: type = Config) -> DictConfig:
-    """Build a config: schema defaults, then base.yaml beside the file (for the run schema), the file, overrides."""
+def load(path: str | Path | None, overrides: list[str] = (), schema: type = Config, settle: bool = True) -> DictConfig:
+    """Build a config: schema defaults, then base.yaml beside the file (for the run schema), the file, overrides;
+    a negative seed becomes a random one unless `settle` is False (a job refuses it: it could not resume)."""
     cfg = OmegaConf.structured(schema)
     OmegaConf.set_struct(cfg, True)
     for key in OPEN_MAPPINGS:
@@ -230,7 +231,7 @@ def load(path: str | Path | None, overrides: list[str] = (), schema: type = Conf
     for item in overrides:
         key, value = parse_override(item, schema)
         cfg = _merge(cfg, _nest(key, value), f"command-line override '{item}'")
-    return settle_seed(cfg) if issubclass(schema, Config) else cfg
+    return settle_seed(cfg) if issubclass(schema, Config) and settle else cfg
 
 
 def to_yaml(cfg: DictConfig) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -28,6 +28,7 @@ from .loop import StepCallback, denoise
 from .outputs import a1111_parameters, check_writable, save_image
 from .performance import apply_performance, check_model_fits, check_performance
 from .prompts.check import check_prompt_options
+from .processes import my_share, process_device
 from .precision import DtypeChoice, announce, check_dtype_name, choose_dtype
 from .schedulers import SCHEDULERS, check_options, check_runnable, make_scheduler, resolve
 from .single_file import model_hash
@@ -211,11 +212,11 @@ def run(cfg: DictConfig, progress: bool = True) -> Iterator[Path]:
     """Check, load, then generate batch by batch, yielding each image's path as soon as it is saved."""
     plan = check(cfg)
     started = time.perf_counter()
-    components = load(plan)
+    components = load(replace(plan, device=process_device(plan.device)))
     loaded = time.perf_counter()
     warn_about_prompt(components.tokenizer, cfg.prompt, "prompt", cfg.prompt_syntax)
     warn_about_prompt(components.tokenizer, cfg.negative_prompt, "negative_prompt", cfg.prompt_syntax)
-    seeds, generating = plan.seeds, 0.0
+    seeds, generating = my_share(plan.seeds), 0.0  # under a launcher, this process's share of the seeds
     for start in range(0, len(seeds), cfg.batch_size):
         batch = seeds[start : start + cfg.batch_size]
         began = time.perf_counter()

@@ -148,3 +148,28 @@ def save_image(image: Image.Image, folder: Path, stem: str, parameters: str, con
     finally:
         for tmp in temps:
             tmp.unlink(missing_ok=True)
+
+
+def save_named(image: Image.Image, folder: Path, name: str, parameters: str, config_yaml: str) -> Path | None:
+    """Write name.yaml then name.png (with the parameters chunk), or nothing if name.png is already there (a job's
+    image done before): never overwritten. Interrupts wait while the pair is placed, as in save_image."""
+    meta = PngInfo()
+    meta.add_text("parameters", parameters)
+    png, yaml_path = folder / f"{name}.png", folder / f"{name}.yaml"
+    if png.exists():
+        return None
+    temps: list[Path] = []
+    try:
+        temps += [temp_file(folder, ".png"), temp_file(folder, ".yaml")]
+        png_tmp, yaml_tmp = temps
+        image.save(png_tmp, format="PNG", pnginfo=meta)
+        yaml_tmp.write_text(config_yaml, encoding="utf-8")
+        with held():
+            yaml_path.unlink(missing_ok=True)  # a YAML without its PNG is an image that was never finished
+            os.link(yaml_tmp, yaml_path)
+            return png if publish(png_tmp, png) else None
+    except OSError as err:
+        raise write_failure(f"output_dir {folder}", err) from None
+    finally:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)

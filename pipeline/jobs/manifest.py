@@ -1,0 +1,56 @@
+"""A job's manifest (`job.json` in its output_dir): what the job is (a hash of every image's config and name) and
+which images are done, so a second run resumes it and a changed job is refused before any weights load."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from ..errors import UserError
+
+NAME = "job.json"
+
+
+def identity(images: dict[str, str]) -> str:
+    """The job's fingerprint: sha256 over every image's name and resolved config, in order."""
+    digest = hashlib.sha256()
+    for name, config_yaml in images.items():
+        digest.update(f"{name}\n{config_yaml}\n".encode())
+    return digest.hexdigest()
+
+
+def free_folder(folder: Path) -> Path:
+    """The first of folder-2, folder-3, ... that does not exist (what to offer instead of a used folder)."""
+    number = 2
+    while folder.with_name(f"{folder.name}-{number}").exists():
+        number += 1
+    return folder.with_name(f"{folder.name}-{number}")
+
+
+def check_manifest(folder: Path, job_id: str) -> None:
+    """A folder holding another job's manifest is refused: its images belong to that job."""
+    path = folder / NAME
+    if not path.is_file():
+        return
+    try:
+        found = json.loads(path.read_text(encoding="utf-8")).get("identity")
+    except (OSError, ValueError, AttributeError) as err:
+        raise UserError(f"{path} cannot be read ({type(err).__name__}); set output_dir to a new folder, e.g. "
+                        f"{free_folder(folder)}.") from None
+    if found != job_id:
+        raise UserError(f"output_dir {folder} holds another job (its {NAME} differs: the prompts or settings "
+                        f"changed); nothing there was touched: set output_dir to a new folder, e.g. "
+                        f"{free_folder(folder)}.")
+
+
+def write_manifest(folder: Path, source: str, job_id: str, lines: int, names: list[str]) -> Path:
+    """Write (atomically) what the job is and which of its images are in the folder now."""
+    done = [name for name in names if (folder / f"{name}.png").is_file()]
+    record = {"job": source, "identity": job_id, "lines": lines, "images": len(names), "done": len(done),
+              "done_images": done, "pending_images": [n for n in names if n not in set(done)]}
+    temp = folder / f".{NAME}.tmp-{os.getpid()}"
+    temp.write_text(json.dumps(record, indent=2), encoding="utf-8")
+    os.replace(temp, folder / NAME)
+    return folder / NAME

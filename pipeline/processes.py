@@ -1,0 +1,55 @@
+"""Several processes (`accelerate launch --multi_gpu --num_processes N`, or torchrun): each takes its share of the
+work, one device per process.
+
+Without a launcher there is one process and it takes everything. The share is accelerate's
+`PartialState().split_between_processes`, contiguous and in order, so the set of images is the single run's.
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+import torch
+
+T = TypeVar("T")
+
+
+def _state():
+    """accelerate's view of the launch; without CUDA the processes talk over gloo on the CPU (cpu=True: otherwise
+    accelerate would see no GPU and no distribution at all)."""
+    from accelerate import PartialState  # imported only when work is split (it reads the launcher's environment)
+
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def process_count() -> int:
+    """How many processes share this run (1 without a launcher)."""
+    import os
+
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def my_share(items: list[T]) -> list[T]:
+    """This process's contiguous share of the items (all of them when it runs alone)."""
+    if process_count() == 1:
+        return list(items)
+    with _state().split_between_processes(list(items)) as mine:
+        return list(mine)
+
+
+def is_main() -> bool:
+    """Whether this is the first (or only) process: it writes the shared files and shows the progress bar."""
+    return process_count() == 1 or _state().is_main_process
+
+
+def wait_for_all() -> None:
+    """Hold until every process reaches this point (nothing to wait for alone)."""
+    if process_count() > 1:
+        _state().wait_for_everyone()
+
+
+def process_device(device: torch.device) -> torch.device:
+    """One GPU per process: under a launcher, a CUDA run uses the process's own device."""
+    if process_count() > 1 and device.type == "cuda":
+        return _state().device
+    return device
