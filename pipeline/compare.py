@@ -1,4 +1,5 @@
-"""Scheduler comparisons: one prompt and seed over schedulers x steps (x guidance), the same noise in every cell."""
+"""Comparisons: one prompt and seed over schedulers x steps (x guidance), or over any keys (compare.axes: X/Y/Z),
+the same noise in every cell unless an axis changes the seed."""
 
 from __future__ import annotations
 
@@ -7,17 +8,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Optional
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 from tqdm.auto import tqdm
 
+from .compare_axes import cell_config, layout, parse_axes
 from .compare_config import SECTION, Entry, numbers, scheduler_entries
 from .compare_table import cell_scores, spec_for_prompt, write_tables
 from .components import Components
 from .config import to_yaml
 from .drawing import caption, grid
 from .errors import UserError
-from .generate import Plan, check, generate_images, image_config, image_parameters, load
+from .generate import Plan, check, generate_images, image_config, image_parameters, load, loaded_with
 from .guidance import MAX_GUIDANCE_SCALE
 from .limits import MAX_CELLS, MAX_STEPS, check_sheet
 from .outputs import save_image
@@ -42,10 +44,17 @@ class Cell:
     unet_calls: int = 0
     image: Optional[Path] = None
     scores: dict[str, Any] = field(default_factory=dict)
+    row_label: str = ""
+    column_label: str = ""
+    z: int = 0
+    z_label: str = ""
+    plan: Optional[Plan] = None  # an axes cell's own checked plan (its keys may change size, model, ...)
 
     @property
     def stem(self) -> str:
-        """The cell's file name stem: scheduler, steps and guidance."""
+        """The cell's file name stem: scheduler, steps and guidance, or its place in an X/Y/Z grid."""
+        if self.plan is not None:
+            return f"z{self.z + 1}-y{self.row + 1}-x{self.column + 1}"
         return f"{self.entry.key}-{self.steps}steps-cfg{self.guidance:g}"
 
 
@@ -58,8 +67,38 @@ class Comparison:
     files: dict[str, Path]
 
 
+def plan_axes_cells(cfg: DictConfig) -> tuple[Plan, list[Cell]]:
+    """Check every cell of an X/Y/Z comparison as a run of its own, before any weights load."""
+    given = [key for key in ("schedulers", "steps", "guidance_scales") if cfg.compare[key] is not None]
+    if given:
+        raise UserError(f"give compare.axes or compare.{given[0]}, not both (an axis may vary the scheduler or steps).")
+    if cfg.num_images != 1:
+        raise UserError(f"num_images must be 1 for a comparison (one image per cell, from seed); got {cfg.num_images}.")
+    axes = parse_axes(cfg.compare.axes)
+    places = layout(axes)
+    if len(places) > MAX_CELLS:
+        raise UserError(f"compare.axes make {len(places)} cells; a comparison may have at most {MAX_CELLS}.")
+    cells = []
+    for z, row, column, picks in places:
+        cell_cfg = cell_config(cfg, SECTION, axes, picks)
+        try:
+            plan = check(cell_cfg)
+        except UserError as err:
+            shown = ", ".join(axis.label(i).replace("\n", " ") for axis, i in zip(axes, picks))
+            raise UserError(f"compare cell ({shown}): {err}") from None
+        entry = Entry(plan.scheduler, OmegaConf.to_container(cell_cfg.scheduler.options, resolve=True))
+        labels = [axis.label(i) for axis, i in zip(axes, picks)] + ["", "", ""]
+        cells.append(Cell(row, column, entry, cell_cfg.steps, cell_cfg.guidance_scale, cell_cfg, column_label=labels[0],
+                          row_label=labels[1], z=z, z_label=labels[2], plan=plan))
+    largest = max(cells, key=lambda c: c.plan.width * c.plan.height).plan
+    check_sheet("the comparison grid (compare.axes)", len(cells), largest.width, largest.height)
+    return cells[0].plan, cells
+
+
 def plan_cells(cfg: DictConfig) -> tuple[Plan, list[Cell]]:
     """Check the whole comparison and lay out its cells, row by row, before any weights load."""
+    if cfg.compare.axes is not None:
+        return plan_axes_cells(cfg)
     entries = scheduler_entries(cfg)
     steps = numbers(cfg.compare.steps, cfg.steps, "steps", 1, f"an integer from 1 to {MAX_STEPS}", MAX_STEPS)
     scales = numbers(cfg.compare.guidance_scales, cfg.guidance_scale, "guidance_scales", 0,
@@ -77,71 +116,85 @@ def plan_cells(cfg: DictConfig) -> tuple[Plan, list[Cell]]:
         for column, (count, scale) in enumerate((s, g) for s in steps for g in scales):
             scheduler = {"name": entry.key, "options": entry.options}
             cell_cfg = generation_config(cfg, SECTION, scheduler=scheduler, steps=count, guidance_scale=scale)
-            cells.append(Cell(row, column, entry, count, scale, cell_cfg))
+            cells.append(Cell(row, column, entry, count, scale, cell_cfg, row_label=entry.label))
+    first_row = [c for c in cells if c.row == 0]
+    several = len({c.guidance for c in first_row}) > 1
+    for cell in cells:
+        cell.column_label = f"{cell.steps} steps" + (f"\ncfg {cell.guidance:g}" if several else "")
     return plan, cells
 
 
 def column_labels(cells: list[Cell]) -> list[str]:
-    """'N steps' per column, with the guidance scale below it when more than one scale is compared."""
-    first_row = [c for c in cells if c.row == 0]
-    several = len({c.guidance for c in first_row}) > 1
-    return [f"{c.steps} steps" + (f"\ncfg {c.guidance:g}" if several else "") for c in first_row]
+    """The first row's column labels: 'N steps' (with the guidance scale below it when more than one scale is
+    compared), or an X axis's values."""
+    return [c.column_label for c in cells if c.row == 0 and c.z == 0]
 
 
 def run_cell(components: Components, plan: Plan, cell: Cell, folder: Path) -> Optional[Image.Image]:
     """Generate one cell with the core, timing it and counting UNet calls; a failure is recorded, not raised."""
     calls: list[int] = []
-    seed = plan.cfg.seed
+    cell_plan = cell.plan or replace(plan, cfg=cell.cfg, scheduler=cell.entry.key)
+    seed = cell_plan.cfg.seed
     start = time.perf_counter()
     try:
         [image] = generate_images(
-            components, cell.cfg, [seed], plan.height, plan.width, progress=False,
+            components, cell.cfg, [seed], cell_plan.height, cell_plan.width, progress=False,
             callback=lambda i, t, latents: calls.append(i),
         )
     except Exception as err:  # a cell is independent: one scheduler failing must not stop the others
         cell.status, cell.error = "error", f"{type(err).__name__}: {(str(err).splitlines() or [''])[0]}"
         return None
     cell.seconds, cell.unet_calls, cell.status = time.perf_counter() - start, len(calls), "ok"
-    cell_plan = replace(plan, cfg=cell.cfg, scheduler=cell.entry.key)
     cell.image = save_image(image, folder, cell.stem, image_parameters(cell_plan, seed), image_config(cell_plan, seed))
     return image
 
 
-def grid_picture(plan: Plan, cells: list[Cell], images: dict[int, Image.Image]) -> Image.Image:
-    """The labelled grid: schedulers down, steps (x guidance) across, failed cells as grey tiles."""
-    rows = max(c.row for c in cells) + 1
+def grid_picture(plan: Plan, cells: list[Cell], images: dict[int, Image.Image], z: int = 0) -> Image.Image:
+    """The labelled grid of one Z value: schedulers (or Y values) down, steps (or X values) across, failed cells as
+    grey tiles."""
+    chosen = [(index, cell) for index, cell in enumerate(cells) if cell.z == z]
+    rows = max(c.row for _, c in chosen) + 1
     tiles: list[list[Image.Image | str]] = [[] for _ in range(rows)]
     labels = [""] * rows
-    for index, cell in enumerate(cells):
+    for index, cell in chosen:
         tiles[cell.row].append(images.get(index, cell.status))
-        labels[cell.row] = cell.entry.label
+        labels[cell.row] = cell.row_label
     sheet = grid(tiles, column_labels(cells), labels)
     cfg = plan.cfg
-    scales = {c.guidance for c in cells}
+    scales = {c.guidance for _, c in chosen}
     guidance = f"  cfg {scales.pop():g}" if len(scales) == 1 else ""
-    return caption(sheet, f"{cfg.prompt!r}  seed {cfg.seed}{guidance}  {Path(cfg.model.path).name}")
+    where = f"  {chosen[0][1].z_label.replace(chr(10), ' ')}" if chosen[0][1].z_label else ""
+    return caption(sheet, f"{cfg.prompt!r}  seed {cfg.seed}{guidance}  {Path(cfg.model.path).name}{where}")
 
 
 def run_comparison(cfg: DictConfig, progress: bool = True) -> Comparison:
     """Check, load the components once, run every cell through generate_images, then write grid and tables."""
     plan, cells = plan_cells(cfg)
-    components = load(plan)
-    warn_about_prompt(components.tokenizer, cfg.prompt, "prompt", cfg.prompt_syntax)
-    folder = new_run_folder(plan.output_dir, SECTION)
-    files = {"config": save_text(to_yaml(cfg), folder, "config.yaml")}
-    spec = spec_for_prompt(cfg.prompt)
+    folder, components, loaded = None, None, ""
     images: dict[int, Image.Image] = {}
+    files: dict[str, Path] = {}
     bar = tqdm(cells, desc="compare", unit="cell", disable=not progress)
     try:
         for index, cell in enumerate(bar):
+            cell_plan = cell.plan or plan
+            if loaded_with(cell_plan) != loaded:  # axes over the model or add-ons load again; others share a load
+                loaded, components = loaded_with(cell_plan), load(cell_plan)
+                warn_about_prompt(components.tokenizer, cell.cfg.prompt, "prompt", cfg.prompt_syntax)
+            if folder is None:
+                folder = new_run_folder(plan.output_dir, SECTION)
+                files["config"] = save_text(to_yaml(cfg), folder, "config.yaml")
             bar.set_postfix_str(cell.stem)
             image = run_cell(components, plan, cell, folder)
             if image is not None:
                 images[index] = image
+                spec = spec_for_prompt(cell.cfg.prompt)
                 cell.scores = cell_scores(image, spec) if spec else {}
     finally:
-        files["grid"] = save_png(grid_picture(plan, cells, images), folder, "grid.png")
-        files.update(write_tables(plan, cells, folder))
+        if folder is not None:
+            for z in sorted({cell.z for cell in cells}):
+                name = "grid.png" if z == 0 and all(c.z == 0 for c in cells) else f"grid-z{z + 1}.png"
+                files[name.removesuffix(".png")] = save_png(grid_picture(plan, cells, images, z), folder, name)
+            files.update(write_tables(plan, cells, folder))
     return Comparison(folder, cells, files)
 
 

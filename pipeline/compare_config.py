@@ -20,11 +20,13 @@ SECTION = "compare"
 
 @dataclass
 class CompareSection:
-    """What varies: schedulers ('all', or names and {name, options} entries), steps, guidance; null = the run's own."""
+    """What varies: schedulers ('all', or names and {name, options} entries), steps, guidance (null = the run's
+    own); or `axes`, up to three of any keys."""
 
     schedulers: Any = None
     steps: Optional[list[int]] = None
     guidance_scales: Optional[list[float]] = None
+    axes: Any = None  # X/Y/Z over any keys instead: [{key, values}, ...] (pipeline/compare_axes.py)
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field, replace
@@ -193,6 +194,17 @@ def image_config(plan: Plan, seed: int, batch: int = 1) -> str:
     note = (f"# Made in a batch of {batch} (batch_size {plan.cfg.batch_size}); alone, as below, it regenerates within "
             "a level or two of 255 on a few pixels (README, batch_size).\n") if batch > 1 else ""
     return note + to_yaml(cfg)
+
+
+def loaded_with(plan: Plan) -> str:
+    """What the loaded components depend on (model, task, performance, add-ons): runs that agree share one load."""
+    cfg = plan.cfg
+    return json.dumps({
+        "model": OmegaConf.to_container(cfg.model), "task": cfg.task,
+        "performance": OmegaConf.to_container(cfg.performance), "device": str(plan.device), "dtype": str(plan.dtype),
+        "loras": [(str(lora.path), lora.weight) for lora in plan.loras],
+        "embeddings": [str(embedding.path) for embedding in plan.embeddings],
+    }, sort_keys=True)
 
 
 def load(plan: Plan) -> Components:

@@ -3,20 +3,19 @@ generated on the one `generate_images` path and written as line####-seed#.png be
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
 from .. import config
 from ..components import Components
 from ..errors import UserError
-from ..generate import Plan, check, generate_images, image_config, image_parameters, load
+from ..generate import Plan, check, generate_images, image_config, image_parameters, load, loaded_with
 from ..interrupts import held
 from ..outputs import save_named
 from ..processes import is_main, my_share, process_device, wait_for_all
@@ -87,17 +86,6 @@ def plan_job(cfg: DictConfig) -> Job:
     return Job(units, images)
 
 
-def _loaded_with(plan: Plan) -> str:
-    """What the loaded components depend on: lines that agree on it share one load."""
-    cfg = plan.cfg
-    return json.dumps({
-        "model": OmegaConf.to_container(cfg.model), "task": cfg.task,
-        "performance": OmegaConf.to_container(cfg.performance),
-        "loras": [(str(lora.path), lora.weight) for lora in plan.loras],
-        "embeddings": [str(embedding.path) for embedding in plan.embeddings],
-    }, sort_keys=True)
-
-
 def run_job(cfg: DictConfig, source: str = "", progress: bool = True) -> Iterator[Path]:
     """Run (or resume) a job, yielding each image's path as soon as it is written."""
     job = plan_job(cfg)
@@ -115,8 +103,8 @@ def run_job(cfg: DictConfig, source: str = "", progress: bool = True) -> Iterato
     loaded, components, warned = "", None, set()
     try:
         for unit in mine:
-            if _loaded_with(unit.plan) != loaded:
-                loaded = _loaded_with(unit.plan)
+            if loaded_with(unit.plan) != loaded:
+                loaded = loaded_with(unit.plan)
                 components = load(replace(unit.plan, device=process_device(unit.plan.device)))
             if unit.line not in warned:
                 warned.add(unit.line)

@@ -1,0 +1,74 @@
+"""X/Y/Z comparisons over any key (compare.axes): layout, labels, tables, byte-identical cells, bad axes early."""
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from pipeline import cli, compare
+from pipeline.tool_cli import run_tool
+from test_compare import load, run, tile_counts
+
+AXES = ("compare.axes=[{key: steps, values: [2, 3]}, {key: prompt_sr, values: [red, green, blue]},"
+        " {key: seed, values: [1, 9]}]")
+
+
+def test_three_axes_make_one_grid_per_z_value_with_every_cell(tiny_model, tmp_path):
+    result = run(load(tiny_model, tmp_path, AXES))
+    assert len(result.cells) == 12 and {c.status for c in result.cells} == {"ok"}
+    assert set(result.files) >= {"grid-z1", "grid-z2", "csv", "json", "config"}
+    assert tile_counts(result.files["grid-z1"]) == (3, 2)
+    assert compare.column_labels(result.cells) == ["steps=2", "steps=3"]
+    assert [c.row_label for c in result.cells[:6:2]] == ["red", "green", "blue"]
+    rows = list(csv.DictReader(result.files["csv"].open()))
+    assert [(r["steps"], r["cell"]) for r in rows[:2]] == [("2", "0"), ("3", "1")] and len(rows) == 12
+    first, last = result.cells[0], result.cells[-1]
+    assert (first.cfg.prompt, first.cfg.seed, last.cfg.prompt, last.cfg.seed) == (
+        "a red circle", 1, "a blue circle", 9)
+
+
+def test_every_cell_regenerates_byte_for_byte_from_its_yaml(tiny_model, tmp_path, capsys):
+    result = run(load(tiny_model, tmp_path / "grid", AXES))
+    for cell in (result.cells[3], result.cells[10]):
+        out = tmp_path / f"again-{cell.stem}"
+        assert cli.run_cli(str(cell.image.with_suffix(".yaml")), [f"output_dir={out}"]) == 0
+        [image] = out.glob("*.png")
+        assert image.read_bytes() == cell.image.read_bytes()
+
+
+def test_keys_changed_together_and_a_scheduler_axis(tiny_model, tmp_path):
+    cfg = load(tiny_model, tmp_path, "compare.axes=[{key: [steps, guidance_scale], values: [[2, 1.0], [3, 7.5]]},"
+               " {key: scheduler, values: [ddim, {name: dpmpp_2m, options: {use_karras_sigmas: true}}]}]")
+    result = run(cfg)
+    assert [(c.steps, c.guidance, c.entry.key) for c in result.cells] == [
+        (2, 1.0, "ddim"), (3, 7.5, "ddim"), (2, 1.0, "dpmpp_2m"), (3, 7.5, "dpmpp_2m")]
+    assert result.cells[2].entry.options == {"use_karras_sigmas": True}
+    assert result.cells[3].row_label == "DPM++ 2M\nuse_karras_sigmas=True"
+    assert compare.column_labels(result.cells) == ["steps=2\nguidance_scale=1.0", "steps=3\nguidance_scale=7.5"]
+
+
+BAD = [
+    ("compare.axes=[{key: stepz, values: [2]}]", "compare.axes[0] value 2: unknown key 'stepz'"),
+    ("compare.axes=[{key: guidance_scale, values: [3, -1]}]", "compare cell (guidance_scale=-1): guidance_scale"),
+    ("compare.axes=[{key: prompt_sr, values: [purple, red]}]", "searches for 'purple', which the prompt does not hold"),
+    ("compare.axes=[{key: steps, values: [2]}, {key: seed, values: [1]}, {key: seed, values: [2]}, "
+     "{key: seed, values: [3]}]", "compare.axes must be a list of 1 to 3 axes"),
+    ("compare.axes=[{key: [steps, seed], values: [[2, 1], [3]]}]", "compare.axes[0].values[1] must be a list of 2"),
+    ("compare.axes=[{key: height, values: [16, 17]}]", "compare cell (height=17): height"),
+    ("compare.axes=[{key: steps}]", "compare.axes[0] must be a mapping with 'key' and 'values'"),
+]
+
+
+@pytest.mark.parametrize("override,expected", BAD, ids=[b[0][:40] for b in BAD])
+def test_a_bad_axis_is_one_sentence_before_weights_load(override, expected, tiny_model, tmp_path, capsys, no_weights):
+    code = run_tool(lambda: compare.summary(run(load(tiny_model, tmp_path, override))))
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert expected in err
+    assert not list(Path(tmp_path).iterdir()), "a run folder was made for bad input"
+
+
+def test_axes_and_the_scheduler_lists_are_not_mixed(tiny_model, tmp_path, capsys, no_weights):
+    code = run_tool(lambda: compare.summary(run(load(tiny_model, tmp_path, "compare.steps=[2]",
+                                                     "compare.axes=[{key: seed, values: [1]}]"))))
+    assert code == 2 and "give compare.axes or compare.steps, not both" in capsys.readouterr().err
