@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from .compare_axes import cell_config, layout, parse_axes
 from .compare_config import SECTION, Entry, numbers, scheduler_entries
-from .compare_table import cell_scores, spec_for_prompt, write_tables
+from .compare_table import cell_row, cell_scores, spec_for_prompt, write_tables
 from .components import Components
 from .config import to_yaml
 from .drawing import caption, grid
@@ -23,6 +23,7 @@ from .generate import Plan, check, generate_images, image_config, image_paramete
 from .guidance import MAX_GUIDANCE_SCALE
 from .limits import MAX_CELLS, MAX_STEPS, check_sheet
 from .outputs import save_image
+from .report import page, write_report
 from .run_folder import new_run_folder, save_png, save_text
 from .text import warn_about_prompt
 from .tool_config import generation_config
@@ -187,15 +188,33 @@ def run_comparison(cfg: DictConfig, progress: bool = True) -> Comparison:
             image = run_cell(components, plan, cell, folder)
             if image is not None:
                 images[index] = image
-                spec = spec_for_prompt(cell.cfg.prompt)
-                cell.scores = cell_scores(image, spec) if spec else {}
+                cell.scores = cell_scores(image, spec_for_prompt(cell.cfg.prompt), cell.cfg.prompt)
     finally:
         if folder is not None:
             for z in sorted({cell.z for cell in cells}):
                 name = "grid.png" if z == 0 and all(c.z == 0 for c in cells) else f"grid-z{z + 1}.png"
                 files[name.removesuffix(".png")] = save_png(grid_picture(plan, cells, images, z), folder, name)
             files.update(write_tables(plan, cells, folder))
+            files["report"] = write_report(folder, comparison_page(plan, cells, files))
     return Comparison(folder, cells, files)
+
+
+REPORT_COLUMNS = ("cell", "x", "y", "z", "label", "steps", "guidance", "status", "error", "seconds", "unet_calls",
+                  "seconds_per_unet_call", "adherence", "missed", "score_colour", "score_background", "score_shape",
+                  "colour_share")
+
+
+def comparison_page(plan: Plan, cells: list[Cell], files: dict[str, Path]) -> str:
+    """The comparison's index.html: its grids and one sortable row per cell (empty columns left out)."""
+    rows = [cell_row(i, cell) for i, cell in enumerate(cells)]
+    for row in rows:
+        row["image"] = Path(row["image"]).name if row["image"] else None
+    columns = [c for c in REPORT_COLUMNS if any(row.get(c) not in (None, "") for row in rows)]
+    cfg = plan.cfg
+    header = {"prompt": cfg.prompt, "negative prompt": cfg.negative_prompt, "seed": cfg.seed, "model": cfg.model.path,
+              "size": f"{plan.width}x{plan.height}", "cells": len(cells)}
+    grids = [path.name for name, path in files.items() if name.startswith("grid")]
+    return page(f"Comparison {files['config'].parent.name}", header, grids, columns, rows)
 
 
 def summary(result: Comparison) -> list[str]:

@@ -12,6 +12,7 @@ from PIL import Image
 
 from .generate import Plan
 from .run_folder import save_text
+from .shapes.caption_parse import adherence as adherence_scores
 from .shapes.evaluate import PromptSpec, colour_share, score_image
 from .shapes.world import COLOURS, SHAPES
 
@@ -19,8 +20,9 @@ if TYPE_CHECKING:
     from .compare import Cell
 
 COLUMNS = (
-    "cell", "row", "column", "scheduler", "label", "options", "steps", "guidance", "status", "error", "seconds",
-    "unet_calls", "seconds_per_unet_call", "image", "score_colour", "score_background", "score_shape", "colour_share",
+    "cell", "row", "column", "scheduler", "label", "options", "steps", "guidance", "x", "y", "z", "status", "error",
+    "seconds", "unet_calls", "seconds_per_unet_call", "image", "adherence", "missed", "score_colour",
+    "score_background", "score_shape", "colour_share",
 )
 
 
@@ -35,10 +37,24 @@ def spec_for_prompt(prompt: str) -> Optional[PromptSpec]:
     return None
 
 
-def cell_scores(image: Image.Image, spec: PromptSpec) -> dict[str, Any]:
-    """pipeline/shapes/evaluate.py's pixel scores of one image, plus the share of the asked-for colour."""
-    scores = {f"score_{key}": value for key, value in score_image(image, spec).items()}
-    return {**scores, "colour_share": round(colour_share(image, spec.colour), 4)}
+def cell_scores(image: Image.Image, spec: Optional[PromptSpec], prompt: str = "") -> dict[str, Any]:
+    """Adherence to whatever the prompt names when it is a caption of the shapes world (the share of its attributes
+    the pixels show, and which missed), plus, for an evaluation prompt, pipeline/shapes/evaluate.py's scores and the
+    share of the asked-for colour."""
+    named = adherence_scores(image, prompt) if prompt else {}
+    scores = adherence_fields(named)
+    if spec is not None:
+        scores.update({f"score_{key}": value for key, value in score_image(image, spec).items()})
+        scores["colour_share"] = round(colour_share(image, spec.colour), 4)
+    return scores
+
+
+def adherence_fields(named: dict[str, bool]) -> dict[str, Any]:
+    """'adherence' (share of the named attributes shown) and 'missed' (their names), or nothing to report."""
+    if not named:
+        return {}
+    return {"adherence": round(sum(named.values()) / len(named), 3),
+            "missed": " ".join(key for key, ok in named.items() if not ok)}
 
 
 def cell_row(index: int, cell: Cell) -> dict[str, Any]:
@@ -47,7 +63,8 @@ def cell_row(index: int, cell: Cell) -> dict[str, Any]:
     row = {
         "cell": index, "row": cell.row, "column": cell.column, "scheduler": cell.entry.key,
         "label": cell.entry.label.replace("\n", " "), "options": cell.entry.options, "steps": cell.steps,
-        "guidance": cell.guidance, "status": cell.status, "error": cell.error,
+        "guidance": cell.guidance, "x": cell.column_label.replace("\n", " "), "y": cell.row_label.replace("\n", " "),
+        "z": cell.z_label.replace("\n", " "), "status": cell.status, "error": cell.error,
         "seconds": None if cell.seconds is None else round(cell.seconds, 4), "unet_calls": cell.unet_calls,
         "seconds_per_unet_call": None if per_call is None else round(per_call, 5),
         "image": None if cell.image is None else str(cell.image),

@@ -37,6 +37,11 @@ def my_share(items: list[T]) -> list[T]:
         return list(mine)
 
 
+def process_index() -> int:
+    """This process's number (0 alone)."""
+    return 0 if process_count() == 1 else _state().process_index
+
+
 def is_main() -> bool:
     """Whether this is the first (or only) process: it writes the shared files and shows the progress bar."""
     return process_count() == 1 or _state().is_main_process

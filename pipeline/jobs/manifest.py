@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from ..errors import UserError
+from ..processes import process_index
 
 NAME = "job.json"
 
@@ -45,12 +46,32 @@ def check_manifest(folder: Path, job_id: str) -> None:
                         f"{free_folder(folder)}.")
 
 
-def write_manifest(folder: Path, source: str, job_id: str, lines: int, names: list[str]) -> Path:
-    """Write (atomically) what the job is and which of its images are in the folder now."""
+def save_times(folder: Path, seconds: dict[str, float]) -> None:
+    """This process's seconds per image, for the manifest (each process writes its own file)."""
+    if seconds:
+        (folder / f".times-{process_index()}-{os.getpid()}.json").write_text(json.dumps(seconds), encoding="utf-8")
+
+
+def _times(folder: Path) -> dict[str, float]:
+    """The seconds recorded by earlier runs (in the manifest) and by this run's processes (their files, then gone)."""
+    seconds: dict[str, float] = {}
+    try:
+        seconds.update(json.loads((folder / NAME).read_text(encoding="utf-8")).get("seconds", {}))
+    except (OSError, ValueError, AttributeError):
+        pass
+    for part in sorted(folder.glob(".times-*.json")):
+        seconds.update(json.loads(part.read_text(encoding="utf-8")))
+        part.unlink()
+    return seconds
+
+
+def write_manifest(folder: Path, source: str, job_id: str, lines: int, names: list[str]) -> dict:
+    """Write (atomically) what the job is, which of its images are in the folder now, and each one's seconds."""
     done = [name for name in names if (folder / f"{name}.png").is_file()]
     record = {"job": source, "identity": job_id, "lines": lines, "images": len(names), "done": len(done),
-              "done_images": done, "pending_images": [n for n in names if n not in set(done)]}
+              "done_images": done, "pending_images": [n for n in names if n not in set(done)],
+              "seconds": {k: v for k, v in _times(folder).items() if k in set(done)}}
     temp = folder / f".{NAME}.tmp-{os.getpid()}"
     temp.write_text(json.dumps(record, indent=2), encoding="utf-8")
     os.replace(temp, folder / NAME)
-    return folder / NAME
+    return record

@@ -22,7 +22,9 @@ from ..processes import is_main, my_share, process_device, wait_for_all
 from ..text import warn_about_prompt
 from . import JOB_KEYS, plain
 from .lines import job_lines
-from .manifest import check_manifest, identity, write_manifest
+from ..report import write_report
+from .manifest import check_manifest, identity, save_times, write_manifest
+from .report import job_page
 
 log = logging.getLogger("pipeline")
 
@@ -100,7 +102,7 @@ def run_job(cfg: DictConfig, source: str = "", progress: bool = True) -> Iterato
     mine = my_share(pending)
     bar = tqdm(total=sum(len(set(u.names()) - done) for u in mine), desc="job", unit="image",
                disable=not (progress and is_main()))
-    loaded, components, warned = "", None, set()
+    loaded, components, warned, seconds = "", None, set(), {}
     try:
         for unit in mine:
             if loaded_with(unit.plan) != loaded:
@@ -109,12 +111,14 @@ def run_job(cfg: DictConfig, source: str = "", progress: bool = True) -> Iterato
             if unit.line not in warned:
                 warned.add(unit.line)
                 _warn(components, unit.plan.cfg)
-            yield from _run_unit(components, unit, done, bar)
+            yield from _run_unit(components, unit, done, bar, seconds)
     finally:
         bar.close()
+        save_times(folder, seconds)
     wait_for_all()
     if is_main():
-        write_manifest(folder, source, job_id, job.units[-1].line, names)
+        manifest = write_manifest(folder, source, job_id, job.units[-1].line, names)
+        write_report(folder, job_page(job, manifest, source), replace=True)
 
 
 def _warn(components: Components, cfg: DictConfig) -> None:
@@ -122,13 +126,17 @@ def _warn(components: Components, cfg: DictConfig) -> None:
     warn_about_prompt(components.tokenizer, cfg.negative_prompt, "negative_prompt", cfg.prompt_syntax)
 
 
-def _run_unit(components: Components, unit: Unit, done: set[str], bar: tqdm) -> Iterator[Path]:
-    """Generate a unit's images not yet written, and write each under its name."""
+def _run_unit(
+    components: Components, unit: Unit, done: set[str], bar: tqdm, seconds: dict[str, float]
+) -> Iterator[Path]:
+    """Generate a unit's images not yet written, and write each under its name, timing them."""
     plan = unit.plan
     seeds = [seed for seed, name in zip(unit.seeds, unit.names()) if name not in done]
     started = time.perf_counter()
     images = generate_images(components, plan.cfg, seeds, plan.height, plan.width, progress=False)
-    log.debug("line %d: %d image(s) in %.2f s", unit.line, len(seeds), time.perf_counter() - started)
+    each = (time.perf_counter() - started) / max(len(seeds), 1)
+    for seed in seeds:
+        seconds[image_name(unit.line, seed)] = round(each, 4)
     for seed, image in zip(seeds, images):
         with held():
             path = save_named(image, plan.output_dir, image_name(unit.line, seed), image_parameters(plan, seed),

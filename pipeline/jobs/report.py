@@ -1,0 +1,42 @@
+"""A job's index.html: one sortable row per image (its line, seed, settings, time and, for captions of the shapes
+world, adherence by pixels), rewritten after every run of the job."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image
+
+from ..compare_table import adherence_fields
+from ..report import page
+from ..schedulers import SCHEDULERS
+from ..shapes.caption_parse import adherence
+
+if TYPE_CHECKING:
+    from .run import Job
+
+COLUMNS = ("image", "line", "seed", "prompt", "negative prompt", "sampler", "steps", "cfg", "size", "status",
+           "seconds", "adherence", "missed")
+
+
+def _row(job: Job, unit, seed: int, name: str, seconds: dict[str, float]) -> dict[str, Any]:
+    plan, folder = unit.plan, job.folder
+    cfg, png = plan.cfg, job.folder / f"{name}.png"
+    row = {"image": f"{name}.png" if png.is_file() else None, "line": unit.line, "seed": seed,
+           "prompt": cfg.prompt, "negative prompt": cfg.negative_prompt, "sampler": SCHEDULERS[plan.scheduler].label,
+           "steps": cfg.steps, "cfg": cfg.guidance_scale, "size": f"{plan.width}x{plan.height}",
+           "status": "done" if png.is_file() else "pending", "seconds": seconds.get(name)}
+    if png.is_file():
+        with Image.open(folder / png.name) as image:
+            row.update(adherence_fields(adherence(image.convert("RGB"), cfg.prompt)))
+    return row
+
+
+def job_page(job: Job, manifest: dict, source: str) -> str:
+    """The page's HTML (empty columns left out)."""
+    seconds = manifest.get("seconds", {})
+    rows = [_row(job, unit, seed, name, seconds) for unit in job.units for seed, name in zip(unit.seeds, unit.names())]
+    columns = [c for c in COLUMNS if c != "image" and any(row.get(c) not in (None, "") for row in rows)]
+    header = {"job": source, "folder": str(job.folder), "lines": manifest["lines"],
+              "images": f"{manifest['done']} of {manifest['images']} done"}
+    return page(f"Job {job.folder.name}", header, [], columns, rows)
