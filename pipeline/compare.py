@@ -23,6 +23,7 @@ from .generate import Plan, check, generate_images, image_config, image_paramete
 from .guidance import MAX_GUIDANCE_SCALE
 from .limits import MAX_CELLS, MAX_STEPS, check_sheet
 from .outputs import save_image
+from .processes import from_main, gathered, is_main, my_share, process_count
 from .report import page, write_report
 from .run_folder import new_run_folder, save_png, save_text
 from .text import warn_about_prompt
@@ -168,35 +169,69 @@ def grid_picture(plan: Plan, cells: list[Cell], images: dict[int, Image.Image], 
     return caption(sheet, f"{cfg.prompt!r}  seed {cfg.seed}{guidance}  {Path(cfg.model.path).name}{where}")
 
 
+RESULT = ("status", "error", "seconds", "unet_calls", "image", "scores")
+
+
 def run_comparison(cfg: DictConfig, progress: bool = True) -> Comparison:
-    """Check, load the components once, run every cell through generate_images, then write grid and tables."""
+    """Check, load the components once, run every cell through generate_images, then write grid and tables. Under a
+    launcher each process runs its share of the cells into one folder and the main process writes the rest."""
     plan, cells = plan_cells(cfg)
+    mine = my_share(list(range(len(cells))))
     folder, components, loaded = None, None, ""
     images: dict[int, Image.Image] = {}
-    files: dict[str, Path] = {}
-    bar = tqdm(cells, desc="compare", unit="cell", disable=not progress)
+    bar = tqdm(mine, desc="compare", unit="cell", disable=not (progress and is_main()))
     try:
-        for index, cell in enumerate(bar):
+        for index in bar:
+            cell = cells[index]
             cell_plan = cell.plan or plan
             if loaded_with(cell_plan) != loaded:  # axes over the model or add-ons load again; others share a load
                 loaded, components = loaded_with(cell_plan), load(cell_plan)
                 warn_about_prompt(components.tokenizer, cell.cfg.prompt, "prompt", cfg.prompt_syntax)
             if folder is None:
-                folder = new_run_folder(plan.output_dir, SECTION)
-                files["config"] = save_text(to_yaml(cfg), folder, "config.yaml")
+                folder = _run_folder(plan, cfg)
             bar.set_postfix_str(cell.stem)
             image = run_cell(components, plan, cell, folder)
             if image is not None:
                 images[index] = image
                 cell.scores = cell_scores(image, spec_for_prompt(cell.cfg.prompt), cell.cfg.prompt)
     finally:
-        if folder is not None:
-            for z in sorted({cell.z for cell in cells}):
-                name = "grid.png" if z == 0 and all(c.z == 0 for c in cells) else f"grid-z{z + 1}.png"
-                files[name.removesuffix(".png")] = save_png(grid_picture(plan, cells, images, z), folder, name)
-            files.update(write_tables(plan, cells, folder))
-            files["report"] = write_report(folder, comparison_page(plan, cells, files))
+        if folder is None:  # no cell here (or none reached): the folder is still shared with the others
+            folder = _run_folder(plan, cfg) if mine == [] else None
+        _collect(cells, mine, images)
+        files = _write_results(plan, cells, images, folder) if folder is not None and is_main() else {}
     return Comparison(folder, cells, files)
+
+
+def _run_folder(plan: Plan, cfg: DictConfig) -> Path:
+    """The comparison's folder, made by the main process (with its config.yaml) and known to every process."""
+    folder = new_run_folder(plan.output_dir, SECTION) if is_main() else None
+    if folder is not None:
+        save_text(to_yaml(cfg), folder, "config.yaml")
+    return from_main(folder)
+
+
+def _collect(cells: list[Cell], mine: list[int], images: dict[int, Image.Image]) -> None:
+    """Bring every process's cell results (and pictures, read back from their PNGs) to this process."""
+    if process_count() == 1:
+        return
+    results = gathered([(i, {key: getattr(cells[i], key) for key in RESULT}) for i in mine])
+    for index, result in results:
+        for key, value in result.items():
+            setattr(cells[index], key, value)
+        if index not in images and cells[index].image is not None:
+            with Image.open(cells[index].image) as picture:
+                images[index] = picture.convert("RGB")
+
+
+def _write_results(plan: Plan, cells: list[Cell], images: dict[int, Image.Image], folder: Path) -> dict[str, Path]:
+    """The grids (one per Z value), the tables and the report."""
+    files = {"config": folder / "config.yaml"}
+    for z in sorted({cell.z for cell in cells}):
+        name = "grid.png" if z == 0 and all(c.z == 0 for c in cells) else f"grid-z{z + 1}.png"
+        files[name.removesuffix(".png")] = save_png(grid_picture(plan, cells, images, z), folder, name)
+    files.update(write_tables(plan, cells, folder))
+    files["report"] = write_report(folder, comparison_page(plan, cells, files))
+    return files
 
 
 REPORT_COLUMNS = ("cell", "x", "y", "z", "label", "steps", "guidance", "status", "error", "seconds", "unet_calls",
@@ -218,7 +253,9 @@ def comparison_page(plan: Plan, cells: list[Cell], files: dict[str, Path]) -> st
 
 
 def summary(result: Comparison) -> list[str]:
-    """One line per cell, then the files written, for the command line."""
+    """One line per cell, then the files written, for the command line (from the main process only)."""
+    if not is_main():
+        return []
     lines = []
     width = max(len(cell.entry.label) for cell in result.cells)
     for cell in result.cells:

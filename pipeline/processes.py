@@ -58,3 +58,23 @@ def process_device(device: torch.device) -> torch.device:
     if process_count() > 1 and device.type == "cuda":
         return _state().device
     return device
+
+
+def from_main(value: T) -> T:
+    """The main process's value, in every process (a folder name it chose, say)."""
+    if process_count() == 1:
+        return value
+    from accelerate.utils import broadcast_object_list
+
+    shared = [value]
+    broadcast_object_list(shared, from_process=0)
+    return shared[0]
+
+
+def gathered(values: list[T]) -> list[T]:
+    """Every process's list, joined in process order (its own list alone)."""
+    if process_count() == 1:
+        return list(values)
+    from accelerate.utils import gather_object
+
+    return list(gather_object(list(values)))
