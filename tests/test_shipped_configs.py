@@ -43,3 +43,25 @@ def test_example_inputs_are_what_the_script_draws(tmp_path):
         shipped = Image.open(ROOT / "configs" / "inputs" / path.name)
         drawn = Image.open(path)
         assert shipped.mode == drawn.mode and np.array_equal(np.asarray(shipped), np.asarray(drawn)), path.name
+
+
+@pytest.mark.parametrize("overrides", [[], ["prompts=[]", "prompts_file=configs/prompts.jsonl"]])
+def test_the_example_job_runs(overrides, tiny_model, tmp_path, monkeypatch):
+    from pipeline import jobs
+    from pipeline.jobs.run import run_job
+
+    monkeypatch.chdir(ROOT)
+    cfg = jobs.load(ROOT / "configs" / "job.yaml", overrides + [f"model.path={tiny_model}", f"output_dir={tmp_path}",
+                                                               "steps=2"])
+    written = list(run_job(cfg, "configs/job.yaml", progress=False))
+    assert len(written) == 5 if not overrides else len(written) == 4
+    assert (tmp_path / "job.json").is_file() and (tmp_path / "index.html").is_file()
+
+
+def test_the_example_xyz_comparison_is_valid(tiny_model, tmp_path, monkeypatch):
+    from pipeline import compare, compare_config
+
+    monkeypatch.chdir(ROOT)
+    cfg = compare_config.load(ROOT / "configs" / "xyz.yaml", [f"model.path={tiny_model}", f"output_dir={tmp_path}"])
+    plan, cells = compare.plan_cells(cfg)
+    assert len(cells) == 18 and {c.z for c in cells} == {0, 1} and cells[-1].cfg.prompt.startswith("a large yellow")
