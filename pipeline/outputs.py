@@ -127,49 +127,42 @@ def place_pair(folder: Path, stem: str, png_tmp: Path, yaml_tmp: Path) -> Path:
             return png_final
 
 
+@contextmanager
+def _pair_written(image: Image.Image, folder: Path, parameters: str, config_yaml: str) -> Iterator[tuple[Path, Path]]:
+    """The PNG (with the parameters chunk) and its YAML written under temp names in the folder, for the caller to
+    place; the temps are removed after, and a failed write is a UserError naming the folder."""
+    meta = PngInfo()
+    meta.add_text("parameters", parameters)
+    temps: list[Path] = []
+    try:
+        temps += [temp_file(folder, ".png"), temp_file(folder, ".yaml")]
+        image.save(temps[0], format="PNG", pnginfo=meta)
+        temps[1].write_text(config_yaml, encoding="utf-8")
+        yield temps[0], temps[1]
+    except OSError as err:
+        raise write_failure(f"output_dir {folder}", err) from None
+    finally:
+        for tmp in temps:
+            tmp.unlink(missing_ok=True)
+
+
 def save_image(image: Image.Image, folder: Path, stem: str, parameters: str, config_yaml: str) -> Path:
     """Write NNNNN-stem.png (with the parameters chunk) and NNNNN-stem.yaml; existing files are never touched.
 
     Both files are written under temp names, then placed while SIGINT/SIGTERM wait (interrupts.held), so an
     interrupt leaves both or neither. A full disk or an unwritable folder is a UserError naming the folder.
     """
-    meta = PngInfo()
-    meta.add_text("parameters", parameters)
-    temps: list[Path] = []
-    try:
-        temps += [temp_file(folder, ".png"), temp_file(folder, ".yaml")]
-        png_tmp, yaml_tmp = temps
-        image.save(png_tmp, format="PNG", pnginfo=meta)
-        yaml_tmp.write_text(config_yaml, encoding="utf-8")
-        with held():
-            return place_pair(folder, stem, png_tmp, yaml_tmp)
-    except OSError as err:
-        raise write_failure(f"output_dir {folder}", err) from None
-    finally:
-        for tmp in temps:
-            tmp.unlink(missing_ok=True)
+    with _pair_written(image, folder, parameters, config_yaml) as (png_tmp, yaml_tmp), held():
+        return place_pair(folder, stem, png_tmp, yaml_tmp)
 
 
 def save_named(image: Image.Image, folder: Path, name: str, parameters: str, config_yaml: str) -> Path | None:
     """Write name.yaml then name.png (with the parameters chunk), or nothing if name.png is already there (a job's
     image done before): never overwritten. Interrupts wait while the pair is placed, as in save_image."""
-    meta = PngInfo()
-    meta.add_text("parameters", parameters)
     png, yaml_path = folder / f"{name}.png", folder / f"{name}.yaml"
     if png.exists():
         return None
-    temps: list[Path] = []
-    try:
-        temps += [temp_file(folder, ".png"), temp_file(folder, ".yaml")]
-        png_tmp, yaml_tmp = temps
-        image.save(png_tmp, format="PNG", pnginfo=meta)
-        yaml_tmp.write_text(config_yaml, encoding="utf-8")
-        with held():
-            yaml_path.unlink(missing_ok=True)  # a YAML without its PNG is an image that was never finished
-            os.link(yaml_tmp, yaml_path)
-            return png if publish(png_tmp, png) else None
-    except OSError as err:
-        raise write_failure(f"output_dir {folder}", err) from None
-    finally:
-        for tmp in temps:
-            tmp.unlink(missing_ok=True)
+    with _pair_written(image, folder, parameters, config_yaml) as (png_tmp, yaml_tmp), held():
+        yaml_path.unlink(missing_ok=True)  # a YAML without its PNG is an image that was never finished
+        os.link(yaml_tmp, yaml_path)
+        return png if publish(png_tmp, png) else None

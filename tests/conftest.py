@@ -1,6 +1,10 @@
 """Shared fixtures: tiny random Stable Diffusion folders saved to disk and loaded through the real path."""
 
 import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -67,3 +71,15 @@ def max_pixel_difference(ours, theirs) -> int:
 def generators(seed, count):
     """The reference's generators: one CPU generator per image, seeded seed + i."""
     return [torch.Generator("cpu").manual_seed(seed + i) for i in range(count)]
+
+
+def launch_two_processes(script: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """`accelerate launch` of a script on 2 CPU processes (gloo), on a free port, offline, one thread each."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--main_process_port", str(port), "--mixed_precision", "no",
+               "--dynamo_backend", "no", str(script), *args]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)

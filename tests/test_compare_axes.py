@@ -75,20 +75,14 @@ def test_axes_and_the_scheduler_lists_are_not_mixed(tiny_model, tmp_path, capsys
 
 
 def test_two_processes_make_the_single_runs_cells(tiny_model, tmp_path):
-    import os
-    import subprocess
-    import sys
-
+    from conftest import launch_two_processes
     from test_compare import ROOT
 
     config = tmp_path / "xyz.yaml"
     config.write_text(f"model: {{path: {tiny_model}, dtype: float32, device: cpu}}\nprompt: a red circle\nsteps: 2\n"
                       "compare:\n  axes: [{key: seed, values: [1, 2, 3]}, {key: prompt_sr, values: [red, green]}]\n")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-              str(ROOT / "scripts" / "compare_schedulers.py"), str(config), f"output_dir={tmp_path / 'two'}"]
-    done = subprocess.run(launch, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    done = launch_two_processes(ROOT / "scripts" / "compare_schedulers.py", str(config), f"output_dir={tmp_path / 'two'}",
+                                cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     result = run(load(tiny_model, tmp_path / "one", "steps=2",
                       "compare.axes=[{key: seed, values: [1, 2, 3]}, {key: prompt_sr, values: [red, green]}]"))

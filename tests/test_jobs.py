@@ -1,13 +1,11 @@
 """Jobs: many prompts in one run, named by line and seed, resumable, refused when changed; several processes."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from conftest import launch_two_processes
 from pipeline import cli, jobs
 from pipeline.jobs.run import run_job
 
@@ -97,11 +95,7 @@ def test_prompts_files_of_each_kind(name, text, tmp_path, tiny_model):
 
 def test_two_processes_write_the_single_runs_files(tmp_path, tiny_model):
     path = job_file(tmp_path, tiny_model, LIST + "  - {prompt: a blue triangle, seed: 3}\n")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-              str(ROOT / "scripts" / "generate.py"), str(path)]
-    done = subprocess.run(launch, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    done = launch_two_processes(ROOT / "scripts" / "generate.py", str(path), cwd=ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     (tmp_path / "out").rename(tmp_path / "two")
     assert cli.run_cli(str(path), []) == 0

@@ -96,6 +96,7 @@ def run_job(cfg: DictConfig, source: str = "", progress: bool = True) -> Iterato
     if is_main():
         write_manifest(folder, source, job_id, job.units[-1].line, names)
     done = {name for name in names if (folder / f"{name}.png").is_file()}
+    wait_for_all()  # every process has seen the same images done before any process writes more (same shares)
     if done:
         log.info("%d of %d images of this job are already in %s; they are skipped.", len(done), len(names), folder)
     pending = [unit for unit in job.units if set(unit.names()) - done]
