@@ -192,3 +192,13 @@ def test_script_reports_a_missing_image(tiny_model, tmp_path, capsys, monkeypatc
     monkeypatch.setattr("sys.argv", argv)
     assert script["main"]() == 2
     assert f"error: image file {tmp_path / 'gone.png'} does not exist." in capsys.readouterr().err
+
+
+def test_the_latent_tools_read_a_checkpoint_file_as_its_folder(tmp_path):
+    from pipeline.single_file.to_ldm import write_checkpoint
+
+    file = write_checkpoint(SHIPPED, tmp_path / "tiny-shapes.safetensors")
+    folder = latent_tools.run("roundtrip", load(SHIPPED, tmp_path / "a"))
+    single = latent_tools.run("roundtrip", load(file, tmp_path / "b", f"model.config={SHIPPED}"))
+    assert single.numbers["psnr_db"] == folder.numbers["psnr_db"]
+    assert np.array_equal(pixels(single.files["reconstruction"]), pixels(folder.files["reconstruction"]))
