@@ -31,9 +31,3 @@ def quietly() -> Iterator[None]:
     with quiet_libraries(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
-
-
-def first_line(err: Exception) -> str:
-    """An exception's message, one line and short."""
-    text = str(err).splitlines()[0] if str(err) else type(err).__name__
-    return text if len(text) <= 160 else text[:157] + "..."

@@ -25,7 +25,7 @@ from diffusers import (
 )
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-from .errors import UserError
+from .errors import UserError, reason
 from .limits import MAX_STEPS
 from .quiet import quiet_libraries
 
@@ -116,12 +116,6 @@ def _finite(value: Any) -> bool:
     return True
 
 
-def _reason(err: Exception) -> str:
-    """An exception as 'Type: first sentence', for a message in parentheses."""
-    text = (str(err).splitlines() or [""])[0].split(". ")[0].rstrip(".:")
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
-
-
 def check_runnable(name: str, base_config: Mapping[str, Any], options: Mapping[str, Any], steps: int) -> None:
     """Build the scheduler and set its timesteps (no weights, milliseconds): bad option values and step counts
     it cannot make become one sentence before any weights load."""
@@ -131,14 +125,14 @@ def check_runnable(name: str, base_config: Mapping[str, Any], options: Mapping[s
         with quiet_libraries():
             scheduler = make_scheduler(name, base_config, options, [0])
     except Exception as err:  # diffusers raises ValueError, NotImplementedError, TypeError... for a bad value
-        raise UserError(f"scheduler.options ({shown}) are refused by {cls} ({_reason(err)}).") from None
+        raise UserError(f"scheduler.options ({shown}) are refused by {cls} ({reason(err)}).") from None
     trained = scheduler.config.num_train_timesteps
     if steps > trained:
         raise UserError(f"steps must be at most {trained} for this scheduler (its num_train_timesteps); got {steps}.")
     try:
         scheduler.set_timesteps(steps)
     except Exception as err:
-        raise UserError(f"{cls} cannot make steps={steps} with scheduler.options ({shown}) ({_reason(err)}).") from None
+        raise UserError(f"{cls} cannot make steps={steps} with scheduler.options ({shown}) ({reason(err)}).") from None
     latest = int(max(scheduler.timesteps))
     if latest > trained - 1:  # e.g. steps=1000 with steps_offset=1 and 'leading' spacing asks for timestep 1000
         raise UserError(f"steps={steps} with scheduler.options ({shown}) makes {cls} start at timestep {latest}, past "

@@ -16,18 +16,13 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from safetensors import SafetensorError, safe_open
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from .errors import UserError
+from .errors import UserError, reason
 from .quiet import quiet_libraries
 
 STEMS = {"unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model", "text_encoder": "model"}
 # diffusers renames the VAE attention weights of old checkpoints on load; compare under the new names
 DEPRECATED = re.compile(r"\.(query|key|value|proj_attn)\.(weight|bias)$")
 RENAMED = {"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn": "to_out.0"}
-
-
-def _reason(err: Exception) -> str:
-    """An exception's first line, for a message in parentheses."""
-    return f"{type(err).__name__}: {(str(err).splitlines() or [''])[0].rstrip('.')}"
 
 
 def expected_tensors(part: str, folder: Path, config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
@@ -39,7 +34,7 @@ def expected_tensors(part: str, folder: Path, config: dict[str, Any]) -> dict[st
             else:
                 model = (UNet2DConditionModel if part == "unet" else AutoencoderKL).from_config(config)
     except Exception as err:  # the config's values cannot build the model: say so instead of a traceback later
-        raise UserError(f"model.path component {folder} has a config that builds no model ({_reason(err)}).") from None
+        raise UserError(f"model.path component {folder} has a config that builds no model ({reason(err)}).") from None
     return {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
 
 
@@ -54,7 +49,7 @@ def weight_files(folder: Path, stem: str) -> list[Path] | None:
     try:
         shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
-        raise UserError(f"model weight index {index} cannot be read ({_reason(err)}).") from None
+        raise UserError(f"model weight index {index} cannot be read ({reason(err)}).") from None
     for shard in shards:
         if not (folder / shard).is_file():
             raise UserError(f"model weight index {index} names shard {shard}, which is missing.")
@@ -67,7 +62,7 @@ def file_tensors(file: Path) -> dict[str, tuple[int, ...]]:
         with safe_open(file, "pt") as handle:
             return {name: tuple(handle.get_slice(name).get_shape()) for name in handle.keys()}
     except (SafetensorError, OSError, ValueError) as err:
-        raise UserError(f"model weight file {file} is incomplete or damaged ({_reason(err)}).") from None
+        raise UserError(f"model weight file {file} is incomplete or damaged ({reason(err)}).") from None
 
 
 def _names(name: str) -> list[str]:

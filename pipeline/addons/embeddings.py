@@ -12,8 +12,8 @@ from pathlib import Path
 import torch
 from diffusers.loaders.textual_inversion import TextualInversionLoaderMixin, load_textual_inversion_state_dicts
 
-from ..errors import UserError
-from ..file_checks import check_file, first_line, quietly
+from ..errors import UserError, first_line
+from ..file_checks import check_file, quietly
 
 SUFFIXES = (".safetensors", ".pt", ".bin")
 

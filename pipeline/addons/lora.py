@@ -16,8 +16,8 @@ from diffusers.loaders import StableDiffusionLoraLoaderMixin as LoraLoader
 from diffusers.loaders.lora_base import set_adapters_for_text_encoder
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from ..errors import UserError
-from ..file_checks import check_file, first_line, quietly
+from ..errors import UserError, first_line
+from ..file_checks import check_file, quietly
 
 SUFFIXES = (".safetensors", ".pt", ".ckpt", ".bin")
 

@@ -17,8 +17,8 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from diffusers.loaders.single_file_utils import create_diffusers_clip_model_from_ldm, load_single_file_checkpoint
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from ..file_checks import first_line, quietly
-from ..errors import UserError
+from ..file_checks import quietly
+from ..errors import UserError, first_line
 from .family import check_fit, config_folder, in_channels
 from .header import is_checkpoint_file, read_header
 

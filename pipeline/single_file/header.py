@@ -7,8 +7,8 @@ from pathlib import Path
 
 import torch
 
-from ..file_checks import check_file, first_line, quietly
-from ..errors import UserError
+from ..file_checks import check_file, quietly
+from ..errors import UserError, first_line
 from ..weights_check import file_tensors
 
 SUFFIXES = (".safetensors", ".ckpt")
