@@ -21,8 +21,8 @@ run: setup
 # Debian's chromium opens the HTML reports in the tests; where it cannot be installed, that test is skipped.
 browser:
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
-	  apt-get install -y -q chromium >/dev/null 2>&1 || \
-	  (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1) || \
+	  timeout 300 apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  (timeout 300 apt-get update -q >/dev/null 2>&1 && timeout 300 apt-get install -y -q chromium >/dev/null 2>&1) || \
 	  echo "note: chromium could not be installed here; the report's browser test will be skipped"
 
 test: setup browser
