@@ -115,6 +115,10 @@ def test_loss_targets_and_weights_follow_the_prediction_type() -> None:
     snr = alpha / (1 - alpha)
     assert torch.allclose(min_snr_weights(scheduler.alphas_cumprod, t, 5.0), snr.clamp(max=5) / snr)
     assert torch.allclose(min_snr_weights(scheduler.alphas_cumprod, t, 5.0, "v_prediction"), snr.clamp(max=5) / (snr + 1))
+    floored = min_snr_weights(scheduler.alphas_cumprod, t, 5.0, "v_prediction", floor=1.0)
+    assert torch.allclose(floored, (snr.clamp(max=5) + 1) / (snr + 1))
+    assert floored[-1] > 0.99 and min_snr_weights(scheduler.alphas_cumprod, t, 5.0, "v_prediction")[-1] < 0.01
+    assert torch.equal(min_snr_weights(scheduler.alphas_cumprod, t, 0.0, "v_prediction"), torch.ones(3))
     clean, noise = torch.randn(3, 4, 2, 2), torch.randn(3, 4, 2, 2)
     v = scheduler.get_velocity(clean, noise, t)
     a = alpha.sqrt()[:, None, None, None]

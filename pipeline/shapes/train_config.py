@@ -62,6 +62,7 @@ class UnetConfig:
     warmup_steps: int = 200
     ema_decay: float = 0.999
     min_snr_gamma: float = 5.0
+    snr_floor: float = 0.0  # added to min(SNR, gamma), the clean-image error's weight (0: Hang et al.'s min-SNR)
     caption_drop: float = 0.3
     caption_empty: float = 0.1
     mislabel: float = 0.0

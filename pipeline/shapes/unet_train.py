@@ -41,15 +41,18 @@ def adherence(
 
 
 def min_snr_weights(
-    alphas_cumprod: torch.Tensor, timesteps: torch.Tensor, gamma: float, prediction_type: str = "epsilon"
+    alphas_cumprod: torch.Tensor, timesteps: torch.Tensor, gamma: float, prediction_type: str = "epsilon",
+    floor: float = 0.0,
 ) -> torch.Tensor:
-    """Per-sample loss weights min(SNR, gamma) / SNR for epsilon prediction, min(SNR, gamma) / (SNR + 1) for
-    v-prediction (Hang et al. 2023)."""
+    """Per-sample loss weights giving the clean-image error the weight min(SNR, gamma) + floor (Hang et al. 2023's
+    min-SNR-gamma with floor 0): divided by SNR for an epsilon loss, by SNR + 1 for a v loss. gamma <= 0: no
+    weighting (the plain loss). A floor keeps the high-noise steps, where min-SNR weighs almost nothing and where a
+    scene's layout is decided, in the loss (docs/shapes-model.md)."""
     alpha = alphas_cumprod[timesteps]
     snr = alpha / (1 - alpha)
     if gamma <= 0:
         return torch.ones_like(snr)
-    return snr.clamp(max=gamma) / (snr + 1 if prediction_type == "v_prediction" else snr)
+    return (snr.clamp(max=gamma) + floor) / (snr + 1 if prediction_type == "v_prediction" else snr)
 
 
 def diffusion_loss(
@@ -86,7 +89,7 @@ def diffusion_loss(
     kind = noise_scheduler.config.prediction_type
     target = noise_scheduler.get_velocity(clean, noise, timesteps) if kind == "v_prediction" else noise
     per_sample = F.mse_loss(prediction.float(), target, reduction="none").mean(dim=(1, 2, 3))
-    weights = min_snr_weights(noise_scheduler.alphas_cumprod, timesteps, spec.min_snr_gamma, kind)
+    weights = min_snr_weights(noise_scheduler.alphas_cumprod, timesteps, spec.min_snr_gamma, kind, spec.snr_floor)
     return (weights * per_sample).mean()
 
 
