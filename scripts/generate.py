@@ -1,4 +1,4 @@
-"""Generate images from a YAML config: python scripts/generate.py CONFIG [key=value ...]."""
+"""Generate images from a YAML config, or many from a job (prompts or prompts_file): python scripts/generate.py CONFIG [key=value ...]."""
 
 from pipeline.interrupts import quiet_start
 
