@@ -7,6 +7,7 @@ Without a launcher there is one process and it takes everything. The share is ac
 
 from __future__ import annotations
 
+import os
 from typing import TypeVar
 
 import torch
@@ -24,8 +25,6 @@ def _state():
 
 def process_count() -> int:
     """How many processes share this run (1 without a launcher)."""
-    import os
-
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 

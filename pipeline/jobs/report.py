@@ -20,14 +20,15 @@ COLUMNS = ("image", "line", "seed", "prompt", "negative prompt", "sampler", "ste
 
 
 def _row(job: Job, unit, seed: int, name: str, seconds: dict[str, float]) -> dict[str, Any]:
-    plan, folder = unit.plan, job.folder
-    cfg, png = plan.cfg, job.folder / f"{name}.png"
-    row = {"image": f"{name}.png" if png.is_file() else None, "line": unit.line, "seed": seed,
+    """One image's row: its settings and, once written, its time and adherence."""
+    plan, png = unit.plan, job.folder / f"{name}.png"
+    cfg, done = plan.cfg, png.is_file()
+    row = {"image": png.name if done else None, "line": unit.line, "seed": seed,
            "prompt": cfg.prompt, "negative prompt": cfg.negative_prompt, "sampler": SCHEDULERS[plan.scheduler].label,
            "steps": cfg.steps, "cfg": cfg.guidance_scale, "size": f"{plan.width}x{plan.height}",
-           "status": "done" if png.is_file() else "pending", "seconds": seconds.get(name)}
-    if png.is_file():
-        with Image.open(folder / png.name) as image:
+           "status": "done" if done else "pending", "seconds": seconds.get(name)}
+    if done:
+        with Image.open(png) as image:
             row.update(adherence_fields(adherence(image.convert("RGB"), cfg.prompt)))
     return row
 
