@@ -23,9 +23,11 @@ TINY = str(ROOT / "configs" / "train-tiny.yaml")
 def test_tiny_recipe_end_to_end_exports_loadable_pipeline(tmp_path: Path) -> None:
     export, depth, inpaint = tmp_path / "model", tmp_path / "depth", tmp_path / "inpaint"
     main([TINY, f"run_dir={tmp_path / 'run'}", f"export_dir={export}", "until=inpaint", f"depth.export_dir={depth}",
-          f"inpaint.export_dir={inpaint}", "beta_end=0.03", "export_dtype=float16"])
-    for folder in (export, depth, inpaint):  # the UNets stored in half precision, the other parts in float32
-        with safe_open(folder / "unet" / "diffusion_pytorch_model.safetensors", "pt") as stored:
+          f"inpaint.export_dir={inpaint}", "beta_end=0.03", "export_dtype=float16", "inpaint.kept_weight=3"])
+    stored_files = [folder / "unet" / "diffusion_pytorch_model.safetensors" for folder in (export, depth, inpaint)]
+    stored_files.append(export / "vae" / "diffusion_pytorch_model.safetensors")
+    for path in stored_files:  # the UNets and the VAE stored in half precision
+        with safe_open(path, "pt") as stored:
             assert {stored.get_slice(k).get_dtype() for k in stored.keys()} == {"F16"}
     with safe_open(export / "text_encoder" / "model.safetensors", "pt") as stored:
         assert {stored.get_slice(k).get_dtype() for k in stored.keys()} == {"F32"}
@@ -123,3 +125,24 @@ def test_loss_targets_and_weights_follow_the_prediction_type() -> None:
     v = scheduler.get_velocity(clean, noise, t)
     a = alpha.sqrt()[:, None, None, None]
     assert torch.allclose(v, a * noise - (1 - a**2).sqrt() * clean, atol=1e-6)
+
+
+def test_inpaint_loss_can_weigh_the_kept_region() -> None:
+    from pipeline.shapes.inpaint_train import kept_region_weights
+    from pipeline.shapes.unet_train import weighted_error
+
+    mask = torch.zeros(2, 1, 4, 4)
+    mask[:, :, :2] = 1  # the top half repainted
+    extras = torch.cat([mask, torch.randn(2, 4, 4, 4)], dim=1)
+    weights = kept_region_weights(extras, 3.0)
+    assert torch.equal(weights[:, :, :2], torch.ones(2, 1, 2, 4))
+    assert torch.equal(weights[:, :, 2:], torch.full((2, 1, 2, 4), 3.0))
+    assert torch.equal(kept_region_weights(extras, 1.0), torch.ones(2, 1, 4, 4))
+    prediction, target = torch.zeros(2, 4, 4, 4), torch.zeros(2, 4, 4, 4)
+    target[:, :, :2] = 2.0  # error 4 inside the mask, 0 outside
+    assert torch.allclose(weighted_error(prediction, target, torch.ones(2, 1, 4, 4)), torch.full((2,), 2.0))
+    assert torch.allclose(weighted_error(prediction, target, weights), torch.full((2,), 4 * 8 / (8 + 24)))
+    from pipeline.shapes import train_config
+
+    with pytest.raises(UserError, match="inpaint.kept_weight must be above 0; got 0.0"):
+        train_config.load_config(TINY, ["inpaint.kept_weight=0"])

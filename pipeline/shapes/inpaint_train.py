@@ -1,6 +1,8 @@
 """Stage 6: the inpainting model. The trained UNet gets five more input channels (the mask and the masked image's
 latents, zero-initialised, as Stable Diffusion's inpainting checkpoints were made from their base models) and is
-fine-tuned on random boxes and blobs as masks, a share of them covering the whole image (plain text-to-image)."""
+fine-tuned on random boxes and blobs as masks, a share of them covering the whole image (plain text-to-image).
+The kept region's error may weigh more (`kept_weight`): the model then learns to reproduce what it is given exactly,
+so the repainted region meets it without a step at the mask's edge."""
 
 from pathlib import Path
 
@@ -44,14 +46,22 @@ def inpaint_channels(
     return torch.cat([latent_mask(mask, latent_hw), masked], dim=1)
 
 
+def kept_region_weights(extras: torch.Tensor, kept_weight: float) -> torch.Tensor:
+    """The loss's (B, 1, h, w) weights from the inpainting channels (channel 0 the latent mask, 1 = repaint):
+    1 inside the mask, `kept_weight` outside."""
+    return 1.0 + (kept_weight - 1.0) * (1.0 - extras[:, :1])
+
+
 def train_inpaint(config: TrainConfig, run_dir: Path, latents: torch.Tensor) -> None:
     """Fine-tune (or resume) the inpainting UNet from the exported model and export it beside it."""
     spec, hw = config.inpaint, tuple(latents.shape[-2:])
-    vae = AutoencoderKL.from_pretrained(Path(config.export_dir) / "vae").requires_grad_(False)
+    vae = AutoencoderKL.from_pretrained(Path(config.export_dir) / "vae", torch_dtype=torch.float32)
+    vae.requires_grad_(False)
 
     def channels(step: int, picked: list[Scene]) -> torch.Tensor:
         rng = np.random.default_rng([config.seed, 7, step])
         masks = np.stack([random_mask(rng, spec.full_mask_share) for _ in picked])
         return inpaint_channels(vae, picked, masks, hw)
 
-    fine_tune(config, run_dir, latents, spec, "inpaint", 5, channels)
+    fine_tune(config, run_dir, latents, spec, "inpaint", 5, channels,
+              lambda extras: kept_region_weights(extras, spec.kept_weight))

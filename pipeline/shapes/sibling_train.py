@@ -15,7 +15,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from pipeline.precision import DTYPES
 from pipeline.shapes.checkpoint import cosine_lr, load_state, save_state, update_summary
-from pipeline.shapes.export import save_unet
+from pipeline.shapes.export import save_weights
 from pipeline.shapes.latent_cache import training_scenes_seed
 from pipeline.shapes.train_config import TrainConfig
 from pipeline.shapes.unet_train import diffusion_loss
@@ -52,7 +52,7 @@ def export_sibling(unet: UNet2DConditionModel, base: Path, target: Path, dtype: 
     """Write a sibling's UNet (weights in `dtype`); the other parts link to the base model's folders (no second
     copy in git)."""
     target.mkdir(parents=True, exist_ok=True)
-    save_unet(unet, target / "unet", dtype)
+    save_weights(unet, target / "unet", dtype)
     for part in SHARED_PARTS:
         link = target / part
         if not link.is_symlink():
@@ -63,7 +63,7 @@ def export_sibling(unet: UNet2DConditionModel, base: Path, target: Path, dtype: 
 
 def fine_tune(
     config: TrainConfig, run_dir: Path, latents: torch.Tensor, spec: SiblingSpec, stage: str, extra: int,
-    channels: Channels,
+    channels: Channels, region_weights: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> None:
     """Fine-tune (or resume) the sibling UNet from the exported base model and export it beside it."""
     base, stage_dir = Path(config.export_dir), run_dir / stage
@@ -86,7 +86,8 @@ def fine_tune(
         for group in optimiser.param_groups:
             group["lr"] = spec.lr * cosine_lr(step, spec.steps, spec.warmup_steps)
         loss = diffusion_loss((unet, text_encoder), tokenizer, noise_scheduler, latents * scaling, scenes, recipe,
-                              step, extra_channels=lambda picked, at=step: channels(at, picked))
+                              step, extra_channels=lambda picked, at=step: channels(at, picked),
+                              region_weights=region_weights)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)

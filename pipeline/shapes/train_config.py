@@ -110,6 +110,7 @@ class InpaintConfig(DepthConfig):
     export_dir: str = "models/tiny-shapes-inpaint"
     steps: int = 1200
     full_mask_share: float = 0.25
+    kept_weight: float = 1.0  # the loss's weight on latent pixels outside the mask (inside: 1)
 
 
 @dataclass
@@ -121,7 +122,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 2
     precision: str = "auto"  # auto: inference's rule for the recipe's UNet (bfloat16 only if native and >= 20M)
-    export_dtype: str = "float32"  # the exported UNets' weights (float16 halves the family); loading casts them
+    export_dtype: str = "float32"  # the exported UNets and VAE (float16 halves the family); loading casts them
     two_shape_share: float = 0.25
     beta_end: float = 0.012  # the noise schedule's last beta (scaled_linear from 0.00085, as SD 1.x)
     prediction_type: str = "epsilon"  # or v_prediction (as SD 2.x 768): what the UNet learns to predict
@@ -184,6 +185,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
         raise UserError(f"prediction_type must be epsilon or v_prediction; got '{recipe.prediction_type}'.")
     if recipe.until not in STAGES:
         raise UserError(f"until must be one of {', '.join(STAGES)}; got '{recipe.until}'.")
+    if recipe.inpaint.kept_weight <= 0:
+        raise UserError(f"inpaint.kept_weight must be above 0; got {recipe.inpaint.kept_weight}.")
     if len(recipe.unet.cross_attention_levels) != len(recipe.unet.block_out_channels):
         raise UserError("unet.cross_attention_levels must have one entry per unet.block_out_channels.")
     return recipe

@@ -55,14 +55,23 @@ def min_snr_weights(
     return (snr.clamp(max=gamma) + floor) / (snr + 1 if prediction_type == "v_prediction" else snr)
 
 
+def weighted_error(prediction: torch.Tensor, target: torch.Tensor, pixel_weights: torch.Tensor) -> torch.Tensor:
+    """Each sample's squared error, averaged over channels, then over the grid weighted by (B, 1, h, w) weights."""
+    errors = F.mse_loss(prediction, target, reduction="none").mean(dim=1, keepdim=True)
+    return (errors * pixel_weights).sum(dim=(1, 2, 3)) / pixel_weights.sum(dim=(1, 2, 3))
+
+
 def diffusion_loss(
     models: Models, tokenizer: CLIPTokenizer, noise_scheduler: DDPMScheduler, latents: torch.Tensor,
     scenes: list[Scene], config: TrainConfig, step: int,
     extra_channels: Callable[[list[Scene]], torch.Tensor] | None = None,
+    region_weights: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """The step's min-SNR-weighted noise-prediction loss; its batch depends on (seed, step) only.
 
-    `extra_channels(scenes)` gives conditioning channels appended to the noisy latents (the depth model's).
+    `extra_channels(scenes)` gives conditioning channels appended to the noisy latents (the depth model's);
+    `region_weights(extras)` turns them into (B, 1, h, w) weights on the latent grid: each sample's error is then
+    their weighted mean (the inpainting model's weight on the kept region).
     """
     unet, text_encoder = models
     spec = config.unet
@@ -82,13 +91,17 @@ def diffusion_loss(
         0, noise_scheduler.config.num_train_timesteps, (len(picks),), generator=generator
     )
     noisy = noise_scheduler.add_noise(clean, noise, timesteps)
+    pixel_weights = torch.ones_like(clean[:, :1])
     if extra_channels is not None:
-        noisy = torch.cat([noisy, extra_channels([scenes[i] for i in picks])], dim=1)
+        extras = extra_channels([scenes[i] for i in picks])
+        noisy = torch.cat([noisy, extras], dim=1)
+        if region_weights is not None:
+            pixel_weights = region_weights(extras)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
         prediction = unet(noisy, timesteps, encoder_hidden_states=text_encoder(ids)[0]).sample
     kind = noise_scheduler.config.prediction_type
     target = noise_scheduler.get_velocity(clean, noise, timesteps) if kind == "v_prediction" else noise
-    per_sample = F.mse_loss(prediction.float(), target, reduction="none").mean(dim=(1, 2, 3))
+    per_sample = weighted_error(prediction.float(), target, pixel_weights)
     weights = min_snr_weights(noise_scheduler.alphas_cumprod, timesteps, spec.min_snr_gamma, kind, spec.snr_floor)
     return (weights * per_sample).mean()
 
