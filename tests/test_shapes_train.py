@@ -109,7 +109,8 @@ def test_loss_targets_and_weights_follow_the_prediction_type() -> None:
     from diffusers import DDPMScheduler
 
     from pipeline.shapes.models import scheduler_config
-    from pipeline.shapes.unet_train import min_snr_weights
+    from pipeline.shapes.train_config import UnetConfig
+    from pipeline.shapes.unet_train import min_snr_weights, step_gamma
 
     scheduler = DDPMScheduler.from_config(scheduler_config(0.012, "v_prediction"))
     t = torch.tensor([10, 500, 990])
@@ -123,6 +124,9 @@ def test_loss_targets_and_weights_follow_the_prediction_type() -> None:
     assert torch.equal(min_snr_weights(scheduler.alphas_cumprod, t, 0.0, "v_prediction"), torch.ones(3))
     clean, noise = torch.randn(3, 4, 2, 2), torch.randn(3, 4, 2, 2)
     v = scheduler.get_velocity(clean, noise, t)
+    assert step_gamma(UnetConfig(min_snr_gamma=5.0), 10**6) == 5.0  # min-SNR throughout by default
+    switched = UnetConfig(min_snr_gamma=5.0, min_snr_until=4000)
+    assert (step_gamma(switched, 3999), step_gamma(switched, 4000)) == (5.0, 0.0)
     a = alpha.sqrt()[:, None, None, None]
     assert torch.allclose(v, a * noise - (1 - a**2).sqrt() * clean, atol=1e-6)
 

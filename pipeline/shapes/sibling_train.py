@@ -80,7 +80,10 @@ def fine_tune(
         optimiser.load_state_dict(state["optimiser"])
         step = state["step"]
     scenes = make_scenes(training_scenes_seed(config), len(latents), config.two_shape_share, config.variation)
-    recipe = dataclasses.replace(config, unet=dataclasses.replace(config.unet, batch_size=spec.batch_size))
+    # the siblings go on with the loss the base ended with
+    gamma = 0.0 if config.unet.min_snr_until > 0 else config.unet.min_snr_gamma
+    recipe = dataclasses.replace(config, unet=dataclasses.replace(config.unet, batch_size=spec.batch_size,
+                                                                  min_snr_gamma=gamma))
     noise_scheduler = DDPMScheduler.from_config(config.scheduler)
     for step in tqdm(range(step, spec.steps), initial=step, total=spec.steps, desc=stage, mininterval=5):
         for group in optimiser.param_groups:

@@ -63,6 +63,7 @@ class UnetConfig:
     ema_decay: float = 0.999
     min_snr_gamma: float = 5.0
     snr_floor: float = 0.0  # added to min(SNR, gamma), the clean-image error's weight (0: Hang et al.'s min-SNR)
+    min_snr_until: int = 0  # from this UNet step on (and in the siblings) the plain loss; 0: min-SNR throughout
     caption_drop: float = 0.3
     caption_empty: float = 0.1
     mislabel: float = 0.0

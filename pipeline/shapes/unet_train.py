@@ -21,7 +21,7 @@ from pipeline.shapes.checkpoint import (
 from pipeline.shapes.adherence import score_prompt_set
 from pipeline.shapes.latent_cache import training_scenes_seed
 from pipeline.shapes.models import SCHEDULER_CONFIG, build_text_encoder, build_unet
-from pipeline.shapes.train_config import TrainConfig
+from pipeline.shapes.train_config import TrainConfig, UnetConfig
 from pipeline.shapes.world import IMAGE_SIZE, Scene, make_scenes
 
 Models = tuple[UNet2DConditionModel, CLIPTextModel]
@@ -53,6 +53,11 @@ def min_snr_weights(
     if gamma <= 0:
         return torch.ones_like(snr)
     return (snr.clamp(max=gamma) + floor) / (snr + 1 if prediction_type == "v_prediction" else snr)
+
+
+def step_gamma(spec: UnetConfig, step: int) -> float:
+    """The step's min-SNR gamma: the recipe's until `min_snr_until` (when set), then 0 (the plain loss)."""
+    return 0.0 if 0 < spec.min_snr_until <= step else spec.min_snr_gamma
 
 
 def weighted_error(prediction: torch.Tensor, target: torch.Tensor, pixel_weights: torch.Tensor) -> torch.Tensor:
@@ -102,7 +107,7 @@ def diffusion_loss(
     kind = noise_scheduler.config.prediction_type
     target = noise_scheduler.get_velocity(clean, noise, timesteps) if kind == "v_prediction" else noise
     per_sample = weighted_error(prediction.float(), target, pixel_weights)
-    weights = min_snr_weights(noise_scheduler.alphas_cumprod, timesteps, spec.min_snr_gamma, kind, spec.snr_floor)
+    weights = min_snr_weights(noise_scheduler.alphas_cumprod, timesteps, step_gamma(spec, step), kind, spec.snr_floor)
     return (weights * per_sample).mean()
 
 
