@@ -18,7 +18,7 @@ from pipeline.shapes.checkpoint import cosine_lr, load_state, save_state, update
 from pipeline.shapes.export import save_weights
 from pipeline.shapes.latent_cache import training_scenes_seed
 from pipeline.shapes.train_config import TrainConfig
-from pipeline.shapes.unet_train import diffusion_loss
+from pipeline.shapes.unet_train import diffusion_loss, step_gamma
 from pipeline.shapes.world import Scene, make_scenes
 from pipeline.tiny_model import write_model_index
 
@@ -80,8 +80,7 @@ def fine_tune(
         optimiser.load_state_dict(state["optimiser"])
         step = state["step"]
     scenes = make_scenes(training_scenes_seed(config), len(latents), config.two_shape_share, config.variation)
-    # the siblings go on with the loss the base ended with
-    gamma = 0.0 if config.unet.min_snr_until > 0 else config.unet.min_snr_gamma
+    gamma = step_gamma(config.unet, config.unet.steps)  # the siblings go on with the loss the base ended with
     recipe = dataclasses.replace(config, unet=dataclasses.replace(config.unet, batch_size=spec.batch_size,
                                                                   min_snr_gamma=gamma))
     noise_scheduler = DDPMScheduler.from_config(config.scheduler)
