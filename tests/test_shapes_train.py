@@ -132,6 +132,7 @@ def test_loss_targets_and_weights_follow_the_prediction_type() -> None:
 
 
 def test_inpaint_loss_can_weigh_the_kept_region() -> None:
+    from pipeline.shapes import train_config
     from pipeline.shapes.inpaint_train import kept_region_weights
     from pipeline.shapes.unet_train import weighted_error
 
@@ -146,7 +147,5 @@ def test_inpaint_loss_can_weigh_the_kept_region() -> None:
     target[:, :, :2] = 2.0  # error 4 inside the mask, 0 outside
     assert torch.allclose(weighted_error(prediction, target, torch.ones(2, 1, 4, 4)), torch.full((2,), 2.0))
     assert torch.allclose(weighted_error(prediction, target, weights), torch.full((2,), 4 * 8 / (8 + 24)))
-    from pipeline.shapes import train_config
-
     with pytest.raises(UserError, match="inpaint.kept_weight must be above 0; got 0.0"):
         train_config.load_config(TINY, ["inpaint.kept_weight=0"])

@@ -56,7 +56,7 @@ def min_snr_weights(
 
 
 def step_gamma(spec: UnetConfig, step: int) -> float:
-    """The step's min-SNR gamma: the recipe's until `min_snr_until` (when set), then 0 (the plain loss)."""
+    """The step's min-SNR gamma: the recipe's before `min_snr_until` (when set), 0 (the plain loss) from it on."""
     return 0.0 if 0 < spec.min_snr_until <= step else spec.min_snr_gamma
 
 
