@@ -6,7 +6,8 @@ from pipeline.shapes.captions import mislabelled, training_caption
 from pipeline.shapes.evaluate import nearest_colour, NAMES
 from pipeline.shapes.inpaint_eval import centre_mask, outside_change, seam_step
 from pipeline.shapes.inpaint_train import random_mask
-from pipeline.shapes.world import COLOURS, POSITIONS, RELATIONS, Variation, make_scenes, render
+from pipeline.shapes.world import (COLOURS, POSITIONS, RELATIONS, SHAPES, SIZES, VARIATION, Shape, Variation,
+                                   make_scenes, render, shape_mask)
 
 
 def test_shades_jitter_but_stay_nearest_their_own_colour() -> None:
@@ -69,3 +70,12 @@ def test_seam_step_measures_the_step_across_the_mask_edge() -> None:
     assert seam_step(patched, mask) == 30.0
     assert outside_change(patched, flat, mask) == 0.0
     assert outside_change(flat + 5, flat, mask) == 5.0
+
+
+def test_the_inpaint_mask_holds_a_large_centre_shape_at_its_furthest_jitter() -> None:
+    reach = SIZES["large"] + VARIATION.radius
+    for kind in SHAPES:
+        for dx, dy in ((1, 1), (-1, -1), (1, -1), (-1, 1)):
+            centre = 32.0 + dx * VARIATION.position, 32.0 + dy * VARIATION.position
+            drawn = shape_mask(Shape(kind, "red", "large", "centre", *centre, reach, 1.0))
+            assert not (drawn & ~centre_mask()).any(), (kind, dx, dy)

@@ -13,9 +13,15 @@ from PIL import Image
 
 from ..generate import check, generate_images, load
 from .evaluate import PromptSpec, accuracy, eval_specs, score_image
-from .world import COLOURS, SHAPES, Scene, Shape, render
+from .world import COLOURS, IMAGE_SIZE, SHAPES, SIZES, VARIATION, Scene, Shape, Variation, render
 
-MASK_BOX = (12, 52)  # the repainted square (pixels 12..51): a large centre shape with its jitter fits inside
+
+def mask_box(variation: Variation = VARIATION, size: int = IMAGE_SIZE) -> tuple[int, int]:
+    """The repainted square's first and past-the-end pixel: wide enough that a large centre shape, moved and grown
+    by the world's jitter, fits inside, so that a shape the model places as it learnt is not cut by the mask's edge
+    (a cut shape is a step across the edge that is not a seam)."""
+    half = int(np.ceil(SIZES["large"] + variation.radius + variation.position))
+    return size // 2 - half, size // 2 + half
 
 
 def source_scene(spec: PromptSpec) -> Scene:
@@ -25,10 +31,11 @@ def source_scene(spec: PromptSpec) -> Scene:
     return Scene(spec.background, (Shape(kind, names[0], "large", "centre", 32.0, 32.0, 16.0, 1.0),))
 
 
-def centre_mask(size: int = 64) -> np.ndarray:
+def centre_mask(size: int = IMAGE_SIZE) -> np.ndarray:
     """The boolean mask, True = repaint."""
+    first, past = mask_box(size=size)
     mask = np.zeros((size, size), bool)
-    mask[MASK_BOX[0]:MASK_BOX[1], MASK_BOX[0]:MASK_BOX[1]] = True
+    mask[first:past, first:past] = True
     return mask
 
 
