@@ -13,6 +13,7 @@ from .grammar import GrammarPrompt, grammar_prompts, summarise
 from .scene_score import score_scene
 
 NEGATIVE_SPEC = PromptSpec("red", "circle", "blue")
+OPEN_COLOUR_PROMPT = "a large circle in the centre, blue background"  # NEGATIVE_SPEC with the colour left out
 
 
 def generate_for(components: Components, cfg: DictConfig, prompt: str, seeds: list[int], **overrides) -> list[Image.Image]:
@@ -31,13 +32,21 @@ def score_prompt_set(components: Components, cfg: DictConfig, seeds: list[int], 
 
 
 def negative_prompt_effect(components: Components, cfg: DictConfig, seeds: list[int]) -> dict[str, float]:
-    """Share of the prompt's colour without and with a negative prompt naming that colour."""
+    """What a negative prompt naming a colour does: the share of that colour's pixels when the prompt asks for it
+    too, and the share of images whose shape has that colour when the prompt leaves the colour open (8 seeds for
+    each given one: the open prompt's colour varies from image to image)."""
     spec = NEGATIVE_SPEC
     plain = generate_for(components, cfg, spec.prompt, seeds, negative_prompt="")
     negated = generate_for(components, cfg, spec.prompt, seeds, negative_prompt=spec.colour)
     share = lambda images: 100.0 * sum(colour_share(i, spec.colour) for i in images) / len(images)  # noqa: E731
+    many = [seed + 1000 * k for seed in seeds for k in range(8)]
+    shaped = lambda images: 100.0 * sum(score_image(i, spec)["colour"] for i in images) / len(images)  # noqa: E731
     return {"prompt": spec.prompt, "negative_prompt": spec.colour, "share_without": share(plain),
-            "share_with": share(negated)}
+            "share_with": share(negated), "open_prompt": OPEN_COLOUR_PROMPT,
+            "open_shapes_of_that_colour_without": shaped(generate_for(components, cfg, OPEN_COLOUR_PROMPT, many,
+                                                                      negative_prompt="")),
+            "open_shapes_of_that_colour_with": shaped(generate_for(components, cfg, OPEN_COLOUR_PROMPT, many,
+                                                                   negative_prompt=spec.colour))}
 
 
 def score_grammar(components: Components, cfg: DictConfig, seeds: list[int], prompts: list[GrammarPrompt],
