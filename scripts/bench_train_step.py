@@ -1,5 +1,5 @@
 """Seconds per UNet training step of a recipe, in bfloat16 autocast and float32, with the CPU it ran on:
-python scripts/bench_train_step.py configs/train-v2.yaml [key=value ...]"""
+python scripts/bench_train_step.py configs/train.yaml [key=value ...]"""
 
 import sys
 

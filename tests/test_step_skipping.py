@@ -111,8 +111,9 @@ def test_deepcache_full_pass_when_guidance_cutoff_changes_the_batch(tiny_model, 
 
 def test_deepcache_changes_the_image_a_little(tmp_path):
     """On the shipped (trained) model: the random tiny model's deep features change too much between steps to
-    judge by (PSNR about 15 there, about 13 between two seeds). Measured here: 40.4 dB at interval 2 over 25 DDIM
-    steps; the same model falls to about 12 dB (different content) at interval 3, and at interval 2 over 10 steps."""
+    judge by (PSNR about 15 there, about 13 between two seeds). Measured on version 2 of the shipped model: 28.2 dB
+    at interval 2 over 25 DDIM steps (seed 1: 35.1), 22.4 at interval 3, 25.7 at interval 3 over 50 steps, where
+    two seeds differ by 10.8 dB (version 1: 40.4 dB at interval 2)."""
     model = ROOT / "models" / "tiny-shapes"
     settings = {"steps": 25, "prompt": "a red circle on a blue background"}
     plain_cfg = make_config(model, tmp_path, **settings)
@@ -120,7 +121,7 @@ def test_deepcache_changes_the_image_a_little(tmp_path):
     plain = generate.generate_images(loaded(model, plain_cfg), plain_cfg, [0], 64, 64, progress=False)
     cached = generate.generate_images(loaded(model, cfg), cfg, [0], 64, 64, progress=False)
     assert not np.array_equal(np.asarray(cached[0]), np.asarray(plain[0]))
-    assert psnr(cached, plain) > 30
+    assert psnr(cached, plain) > 25
 
 
 def test_token_merging_changes_the_image_a_little(attention_model, tmp_path):
