@@ -102,6 +102,7 @@ class Config:
     depth_map: Optional[str] = None
     mask_blur: int = 0
     keep_unmasked: bool = False
+    blend_known: bool = False  # 9-channel inpainting UNets too get the kept latents blended back (A1111, ComfyUI)
     outpaint: OutpaintConfig = field(default_factory=OutpaintConfig)
     performance: PerformanceConfig = field(default_factory=PerformanceConfig)
 

@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 import torch
-from diffusers import StableDiffusionDepth2ImgPipeline, StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline
+from diffusers import AutoencoderKL, StableDiffusionDepth2ImgPipeline, StableDiffusionImg2ImgPipeline, StableDiffusionInpaintPipeline
 from PIL import Image
 
 from conftest import as_uint8, make_config, max_pixel_difference
 from pipeline import generate
 from pipeline.inputs import mask_array
+from pipeline.latents import encode, from_pil, generators_for, latent_mask
 from pipeline.schedulers import make_scheduler
 from pipeline.tiny_model import build_tiny_model
 from pipeline.variants.outpaint import pad
@@ -157,3 +158,26 @@ def test_keep_unmasked_keeps_every_masked_out_pixel(tiny_model, inputs, tmp_path
             image = np.asarray(image)
             assert np.array_equal(image[kept], original[kept])
             assert not np.array_equal(image[mask > 0], original[mask > 0])
+
+
+def test_blend_known_puts_the_kept_latents_back_in_nine_channel_runs(inpaint_model, inputs, tmp_path, monkeypatch):
+    """`blend_known` (what AUTOMATIC1111 and ComfyUI's noise mask do with inpainting models): after the last step
+    the latents outside the mask are the input's own, sampled with the image's generator; without it (diffusers'
+    behaviour, checked above) they are whatever the 9-channel UNet made of them."""
+    finals = []
+    real_decode = generate.decode
+    monkeypatch.setattr(generate, "decode", lambda vae, latents: finals.append(latents) or real_decode(vae, latents))
+    for blend in ("false", "true"):
+        ours(inpaint_model, tmp_path / blend, "inpaint", "ddim", image=inputs["image"], mask=inputs["mask"],
+             strength=1.0, blend_known=blend)
+    vae = AutoencoderKL.from_pretrained(inpaint_model / "vae")
+    pixels = from_pil(Image.open(inputs["image"]))
+    mask = torch.from_numpy(mask_array(Image.open(inputs["mask"]), 0) >= 0.5).float()[None, None]
+    kept = latent_mask(mask, finals[0].shape[-2:])[0, 0] == 0
+    assert 0 < kept.sum() < kept.numel()
+    for i in range(COUNT):
+        known = encode(vae, pixels, generators_for([SEED + i]))[0]
+        without, blended = finals[i][0], finals[COUNT + i][0]
+        assert torch.allclose(blended[:, kept], known[:, kept], atol=1e-5)
+        assert (without[:, kept] - known[:, kept]).abs().max() > 0.1
+        assert not torch.equal(blended[:, ~kept], known[:, ~kept])

@@ -1,5 +1,6 @@
 """inpaint: repaint where the mask is white. 9-channel UNets see mask + masked-image latents as extra input;
-4-channel UNets get the known region blended back after every step (diffusers' StableDiffusionInpaintPipeline)."""
+4-channel UNets get the known region blended back after every step (diffusers' StableDiffusionInpaintPipeline);
+with `blend_known`, 9-channel UNets get both, as AUTOMATIC1111 and ComfyUI's noise mask do."""
 
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ def prepare_with(ctx: RunContext, image: Image.Image, mask: Image.Image) -> Loop
     nine_channels = ctx.components.unet.config.in_channels == 9
     full_strength = cfg.strength == 1.0
     # The order of draws from each generator follows diffusers: image sample, noise, masked-image sample.
-    known = encode(vae, pixels, gens) if not (nine_channels and full_strength) else None
+    blend = not nine_channels or cfg.blend_known
+    known = encode(vae, pixels, gens) if blend or not full_strength else None
     noise = initial_noise(gens, ctx.latent_shape, ctx.device, ctx.dtype)
     if full_strength:
         latents = noise * scheduler.init_noise_sigma
@@ -55,7 +57,7 @@ def prepare_with(ctx: RunContext, image: Image.Image, mask: Image.Image) -> Loop
     setup = LoopSetup(latents=latents, timesteps=timesteps, finish=_paste_back(pixels, soft) if cfg.keep_unmasked else None)
     if nine_channels:
         setup.model_input = _extra_channels(small_mask, masked)
-    else:
+    if blend:
         setup.after_step = _blend_known(scheduler, known, noise, small_mask, timesteps)
     return setup
 
