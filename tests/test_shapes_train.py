@@ -149,3 +149,18 @@ def test_inpaint_loss_can_weigh_the_kept_region() -> None:
     assert torch.allclose(weighted_error(prediction, target, weights), torch.full((2,), 4 * 8 / (8 + 24)))
     with pytest.raises(UserError, match="inpaint.kept_weight must be above 0; got 0.0"):
         train_config.load_config(TINY, ["inpaint.kept_weight=0"])
+    with pytest.raises(UserError, match="inpaint.edge_weight must be above 0; got -1.0"):
+        train_config.load_config(TINY, ["inpaint.edge_weight=-1"])
+
+
+def test_inpaint_loss_can_weigh_the_repainted_cells_at_the_edge() -> None:
+    from pipeline.shapes.inpaint_train import kept_region_weights
+
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[:, :, :2] = 1  # the top half repainted: row 1 touches the kept row 2
+    extras = torch.cat([mask, torch.randn(1, 4, 4, 4)], dim=1)
+    weights = kept_region_weights(extras, 3.0, 5.0)[0, 0]
+    assert torch.equal(weights[0], torch.ones(4)) and torch.equal(weights[1], torch.full((4,), 5.0))
+    assert torch.equal(weights[2:], torch.full((2, 4), 3.0))
+    whole = torch.cat([torch.ones(1, 1, 4, 4), torch.randn(1, 4, 4, 4)], dim=1)  # no kept cell: no edge
+    assert torch.equal(kept_region_weights(whole, 3.0, 5.0), torch.ones(1, 1, 4, 4))

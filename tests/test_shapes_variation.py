@@ -50,6 +50,20 @@ def test_mislabelled_captions_are_wrong_at_the_asked_rate() -> None:
     assert any(c and scene.shapes[0].colour not in c for c in captions)
 
 
+def test_swapped_captions_describe_another_scene_at_the_asked_rate() -> None:
+    from pipeline.shapes.unet_train import captioned_scene
+
+    scenes = make_scenes(3, 500, two_shape_share=0.3)
+    rng = np.random.default_rng(0)
+    assert all(captioned_scene(scenes, i, rng, 0.0) is scenes[i] for i in range(500))
+    state = rng.bit_generator.state
+    captioned_scene(scenes, 0, rng, 0.0)
+    assert rng.bit_generator.state == state  # no draw at 0: recipes without swapping keep their batches
+    other = [captioned_scene(scenes, i % 500, rng, 0.4) is not scenes[i % 500] for i in range(3000)]
+    assert 0.36 < np.mean(other) < 0.44
+    assert all(captioned_scene(scenes, 7, rng, 1.0) in scenes for _ in range(20))
+
+
 def test_random_masks_are_boxes_blobs_or_the_whole_image() -> None:
     rng = np.random.default_rng(1)
     masks = [random_mask(rng, 0.25) for _ in range(400)]

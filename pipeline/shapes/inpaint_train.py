@@ -46,10 +46,13 @@ def inpaint_channels(
     return torch.cat([latent_mask(mask, latent_hw), masked], dim=1)
 
 
-def kept_region_weights(extras: torch.Tensor, kept_weight: float) -> torch.Tensor:
+def kept_region_weights(extras: torch.Tensor, kept_weight: float, edge_weight: float = 1.0) -> torch.Tensor:
     """The loss's (B, 1, h, w) weights from the inpainting channels (channel 0 the latent mask, 1 = repaint):
-    1 inside the mask, `kept_weight` outside."""
-    return 1.0 + (kept_weight - 1.0) * (1.0 - extras[:, :1])
+    1 inside the mask, `kept_weight` outside, `edge_weight` on the repainted cells next to a kept one (where a
+    repainted background has to meet the kept one's shade)."""
+    mask = extras[:, :1]
+    edge = mask * torch.nn.functional.max_pool2d(1.0 - mask, 3, stride=1, padding=1)
+    return 1.0 + (kept_weight - 1.0) * (1.0 - mask) + (edge_weight - 1.0) * edge
 
 
 def train_inpaint(config: TrainConfig, run_dir: Path, latents: torch.Tensor) -> None:
@@ -64,4 +67,4 @@ def train_inpaint(config: TrainConfig, run_dir: Path, latents: torch.Tensor) -> 
         return inpaint_channels(vae, picked, masks, hw)
 
     fine_tune(config, run_dir, latents, spec, "inpaint", 5, channels,
-              lambda extras: kept_region_weights(extras, spec.kept_weight))
+              lambda extras: kept_region_weights(extras, spec.kept_weight, spec.edge_weight))

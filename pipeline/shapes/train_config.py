@@ -67,6 +67,7 @@ class UnetConfig:
     caption_drop: float = 0.3
     caption_empty: float = 0.1
     mislabel: float = 0.0
+    caption_swap: float = 0.0  # chance that a caption describes another scene than its image's
     checkpoint_every: int = 250
     eval_every: int = 1000
 
@@ -112,6 +113,7 @@ class InpaintConfig(DepthConfig):
     steps: int = 1200
     full_mask_share: float = 0.25
     kept_weight: float = 1.0  # the loss's weight on latent pixels outside the mask (inside: 1)
+    edge_weight: float = 1.0  # ... and on those inside it next to a kept one
 
 
 @dataclass
@@ -186,8 +188,12 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
         raise UserError(f"prediction_type must be epsilon or v_prediction; got '{recipe.prediction_type}'.")
     if recipe.until not in STAGES:
         raise UserError(f"until must be one of {', '.join(STAGES)}; got '{recipe.until}'.")
-    if recipe.inpaint.kept_weight <= 0:
-        raise UserError(f"inpaint.kept_weight must be above 0; got {recipe.inpaint.kept_weight}.")
+    for key in ("kept_weight", "edge_weight"):
+        if getattr(recipe.inpaint, key) <= 0:
+            raise UserError(f"inpaint.{key} must be above 0; got {getattr(recipe.inpaint, key)}.")
+    for key in ("caption_drop", "caption_empty", "mislabel", "caption_swap"):
+        if not 0 <= getattr(recipe.unet, key) <= 1:
+            raise UserError(f"unet.{key} must be a chance from 0 to 1; got {getattr(recipe.unet, key)}.")
     if len(recipe.unet.cross_attention_levels) != len(recipe.unet.block_out_channels):
         raise UserError("unet.cross_attention_levels must have one entry per unet.block_out_channels.")
     return recipe

@@ -66,6 +66,14 @@ def weighted_error(prediction: torch.Tensor, target: torch.Tensor, pixel_weights
     return (errors * pixel_weights).sum(dim=(1, 2, 3)) / pixel_weights.sum(dim=(1, 2, 3))
 
 
+def captioned_scene(scenes: list[Scene], index: int, rng: np.random.Generator, swap: float) -> Scene:
+    """The scene a training caption describes: the image's own, or with chance `swap` another scene drawn at
+    random, as a web caption is often about something else than its image (no draw when `swap` is 0)."""
+    if swap > 0 and rng.random() < swap:
+        return scenes[int(rng.integers(len(scenes)))]
+    return scenes[index]
+
+
 def diffusion_loss(
     models: Models, tokenizer: CLIPTokenizer, noise_scheduler: DDPMScheduler, latents: torch.Tensor,
     scenes: list[Scene], config: TrainConfig, step: int,
@@ -83,7 +91,8 @@ def diffusion_loss(
     rng = np.random.default_rng([config.seed, 3, step])
     picks = rng.integers(0, len(scenes), size=spec.batch_size)
     captions = [
-        training_caption(scenes[i], rng, spec.caption_drop, spec.caption_empty, spec.mislabel) for i in picks
+        training_caption(captioned_scene(scenes, i, rng, spec.caption_swap), rng, spec.caption_drop,
+                         spec.caption_empty, spec.mislabel) for i in picks
     ]
     ids = tokenizer(
         captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
