@@ -79,8 +79,8 @@ def denoise(
         if setup.after_step is not None:
             latents = setup.after_step(latents, i, t)
         if not is_finite(latents):  # one small reduction per step; the cause is looked for only on failure
-            raise NonFiniteError(step_failure(i, len(setup.timesteps), scheduler, setup.latents, model_in, prediction,
-                                              noise, latents, guidance_scale))
+            raise NonFiniteError(step_failure(i, len(setup.timesteps), scheduler, setup.latents, model_in, context,
+                                              prediction, noise, latents, guidance_scale))
         if callback is not None:
             callback(i, t, latents)
     return latents

@@ -26,8 +26,8 @@ def dtype_name(tensor: torch.Tensor) -> str:
 
 
 def step_failure(
-    step: int, total: int, scheduler, start: torch.Tensor, model_in: torch.Tensor, prediction: torch.Tensor,
-    guided: torch.Tensor, latents: torch.Tensor, guidance_scale: float,
+    step: int, total: int, scheduler, start: torch.Tensor, model_in: torch.Tensor, context: torch.Tensor,
+    prediction: torch.Tensor, guided: torch.Tensor, latents: torch.Tensor, guidance_scale: float,
 ) -> str:
     """The sentence for latents that are not finite after `step` (0-based): the first stage whose output was not."""
     where = f"the latents became {what(latents)} at step {step + 1} of {total} (scheduler {type(scheduler).__name__})"
@@ -38,6 +38,9 @@ def step_failure(
     elif not is_finite(model_in):
         cause = ("the UNet's input was not finite: the task's extra channels (mask, masked image or depth) "
                  "hold NaN or inf")
+    elif not is_finite(context):
+        cause = (f"the text embeddings the UNet was given hold {what(context)}: the prompt encoding made them "
+                 "(the text encoder's weights, a LoRA or embedding applied to it, or emphasis)")
     elif not is_finite(prediction):
         cause = (f"the UNet returned {what(prediction)} on finite input: its weights hold NaN or inf, "
                  f"or it overflowed in {dtype_name(prediction)}")
@@ -56,3 +59,29 @@ def decode_failure(latents: torch.Tensor, images: torch.Tensor) -> str:
         return f"the latents given to the VAE decode hold {what(latents)}, so no image can be made from them."
     return (f"the VAE decode gave {what(images)} from finite latents: the VAE's weights hold NaN or inf, "
             f"or it overflowed in {dtype_name(images)}.")
+
+
+def _bad_parameters(module: torch.nn.Module) -> list[str]:
+    """Names of a module's parameters that hold NaN or inf."""
+    return [name for name, param in module.named_parameters() if not is_finite(param)]
+
+
+def text_failure(key: str, embeddings: torch.Tensor, tokenizer, text_encoder, plain_is_finite: bool) -> str:
+    """The sentence for text embeddings that are not finite: the prompt encoding is named as the cause, with the
+    part that made it (the encoder's weights, a LoRA on them, an embedding's vectors, or emphasis)."""
+    where = f"the {key}'s text embeddings hold {what(embeddings)}, so the run stops before the UNet"
+    bad = _bad_parameters(text_encoder)
+    table = text_encoder.get_input_embeddings().weight
+    added = table[tokenizer.vocab_size:]  # the rows textual-inversion embeddings were given
+    if any("lora" in name for name in bad):
+        cause = "a LoRA applied to the text encoder holds NaN or inf"
+    elif added.numel() and not is_finite(added):
+        cause = "a textual-inversion embedding's vectors hold NaN or inf"
+    elif bad:
+        cause = f"the text encoder's weights hold NaN or inf (first: {bad[0]})"
+    elif plain_is_finite:
+        cause = (f"the prompt's emphasis weights made them overflow in {dtype_name(embeddings)}: "
+                 "lower the (text:weight) values")
+    else:
+        cause = f"the text encoder overflowed in {dtype_name(embeddings)}"
+    return f"{where}: {cause}."

@@ -13,6 +13,7 @@ from .prompts.attention import parse_attention, plain_text
 from .prompts.tags import strip_tags
 from .addons.embeddings import expand_tokens
 from .prompts.encode import hidden_states
+from .nonfinite import NonFiniteError, is_finite, text_failure
 
 log = logging.getLogger("pipeline")
 
@@ -112,16 +113,24 @@ def encode_text(tokenizer, text_encoder, texts: list[str], device: torch.device,
 
 
 def encode_texts(tokenizer, text_encoder, texts: list[str], device: torch.device, syntax: str = "none",
-                 clip_skip: int = 1) -> list[torch.Tensor]:
+                 clip_skip: int = 1, keys: list[str] | None = None) -> list[torch.Tensor]:
     """Each text's embeddings, read with the prompt syntax (a1111, compel, or none: diffusers' plain 77 tokens);
     all come out the same length, so any of them can stand beside (or be mixed with) any other. `<lora:...>` tags
-    are not text: they are removed (pipeline/addons applies them); a multi-vector embedding's token is spelled out."""
+    are not text: they are removed (pipeline/addons applies them); a multi-vector embedding's token is spelled out.
+    Embeddings that are not finite raise NonFiniteError naming the text (`keys`, as the config names it) and why."""
     texts = [expand_tokens(strip_tags(t), tokenizer) for t in texts]
     if syntax == "a1111":
-        return encode_a1111(tokenizer, text_encoder, texts, clip_skip, device)
-    if syntax == "compel":
-        return encode_compel(tokenizer, text_encoder, texts, device)
-    return [encode_text(tokenizer, text_encoder, [t], device, clip_skip) for t in texts]
+        encoded = encode_a1111(tokenizer, text_encoder, texts, clip_skip, device)
+    elif syntax == "compel":
+        encoded = encode_compel(tokenizer, text_encoder, texts, device)
+    else:
+        encoded = [encode_text(tokenizer, text_encoder, [t], device, clip_skip) for t in texts]
+    for key, text, z in zip(keys or ["text"] * len(texts), texts, encoded):
+        if not is_finite(z):  # one reduction per text; the cause is looked for only on failure
+            plain = syntax != "none" and is_finite(encode_text(tokenizer, text_encoder, [plain_text(
+                parse_attention(text))], device, clip_skip))  # finite without the weights: they made it overflow
+            raise NonFiniteError(text_failure(key, z, tokenizer, text_encoder, plain))
+    return encoded
 
 
 def encode_prompt(
@@ -137,6 +146,6 @@ def encode_prompt(
 ) -> TextEmbeddings:
     """Encode the prompt (and, when guided, the negative prompt as the unconditional text) for `count` images."""
     texts = [prompt, negative_prompt] if guided else [prompt]
-    encoded = encode_texts(tokenizer, text_encoder, texts, device, syntax, clip_skip)
+    encoded = encode_texts(tokenizer, text_encoder, texts, device, syntax, clip_skip, ["prompt", "negative_prompt"])
     cond = encoded[0].repeat(count, 1, 1)
     return TextEmbeddings(cond, encoded[1].repeat(count, 1, 1)) if guided else TextEmbeddings(cond)

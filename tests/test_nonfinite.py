@@ -105,13 +105,14 @@ def test_batches_before_the_failing_one_are_kept_and_printed(tiny_model, tmp_pat
 @pytest.mark.parametrize("stage,expected", [
     ("start", "the starting latents were not finite: the scheduler's noise scale (init_noise_sigma 1"),
     ("model_in", "the UNet's input was not finite: the task's extra channels"),
+    ("context", "the text embeddings the UNet was given hold inf: the prompt encoding made them"),
     ("prediction", "the UNet returned inf on finite input: its weights hold NaN or inf, or it overflowed in float16"),
     ("guided", "classifier-free guidance overflowed: guidance_scale 90 is too large for float16"),
     ("latents", "the scheduler's step (or the task's blending) made it from a finite prediction"),
 ])
 def test_the_likely_cause_is_the_first_stage_that_was_not_finite(stage, expected):
     tensors = {name: torch.zeros(2, 4, 8, 8, dtype=torch.float16)
-               for name in ("start", "model_in", "prediction", "guided", "latents")}
+               for name in ("start", "model_in", "context", "prediction", "guided", "latents")}
     order = list(tensors)
     for name in order[order.index(stage):]:
         tensors[name].view(-1)[3] = float("inf")

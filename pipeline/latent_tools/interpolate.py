@@ -61,7 +61,7 @@ def generated_frames(cfg: DictConfig, progress: bool) -> tuple[list[Image.Image]
     guided = is_guided(cfg.guidance_scale, components.unet.config)
     texts = encode_texts(components.tokenizer, components.text_encoder,
                          [cfg.prompt, cfg.latents.prompt_b, cfg.negative_prompt], plan.device, cfg.prompt_syntax,
-                         cfg.clip_skip)  # one length for all three, so the two prompts can be mixed
+                         cfg.clip_skip, ["prompt", "latents.prompt_b", "negative_prompt"])  # one length: mixable
     uncond = texts[2] if guided else None
     text_a, text_b = TextEmbeddings(texts[0], uncond), TextEmbeddings(texts[1], uncond)
     if between == "seeds":

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from .chunks import Chunk
+
+log = logging.getLogger("pipeline")
 
 
 def final_layer_norm(text_encoder) -> torch.nn.Module:
@@ -27,12 +31,27 @@ def hidden_states(text_encoder, ids: torch.Tensor, mask: torch.Tensor | None, cl
     return final_layer_norm(text_encoder)(out.hidden_states[-clip_skip])
 
 
+# A mean is "near zero" below this share of the values' mean magnitude: dividing by it would make the restored chunk
+# huge or infinite (the last digits of the float rounding decide it), so the mean is not restored then.
+NEAR_ZERO_MEAN = 1e-3
+
+
+def well_defined_mean(z: torch.Tensor) -> bool:
+    """Whether a chunk's mean is far enough from zero, for its values' size, to divide by or scale to."""
+    return bool(z.mean().abs() >= NEAR_ZERO_MEAN * z.abs().mean())
+
+
 def emphasise(z: torch.Tensor, weights: list[float]) -> torch.Tensor:
-    """A1111's "Original" emphasis: scale each position by its weight, then restore the chunk's mean."""
+    """A1111's "Original" emphasis: scale each position by its weight, then restore the chunk's mean. Where either
+    mean is near zero (NEAR_ZERO_MEAN: A1111's quotient is then rounding noise, up to inf) the chunk keeps the
+    scaled values, A1111's "No norm"; computed in float32, so finite input with finite weights stays finite."""
     if all(w == 1.0 for w in weights):
         return z
     z32 = z.float()
     scaled = z32 * torch.tensor(weights, dtype=torch.float32, device=z.device)[None, :, None]
+    if not (well_defined_mean(z32) and well_defined_mean(scaled)):
+        log.info("emphasis: a chunk's mean is near zero, so it is scaled without restoring the mean (A1111's No norm)")
+        return scaled.to(z.dtype)
     return (scaled * (z32.mean() / scaled.mean())).to(z.dtype)
 
 
