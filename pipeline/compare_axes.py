@@ -22,6 +22,7 @@ from .limits import check_list
 
 MAX_AXES = 3
 PROMPT_SR, SCHEDULER = "prompt_sr", "scheduler"
+NOT_AN_AXIS = "output_dir"  # the comparison's own folder: a cell that moved it would be written into the first
 
 
 @dataclass
@@ -59,6 +60,9 @@ def _axis(index: int, item: Any) -> Axis:
     keys = key if isinstance(key, list) else [key]
     if not keys or not all(isinstance(k, str) and k for k in keys):
         raise UserError(f"{where}.key must be a config key or a list of keys; got {key!r}.")
+    if NOT_AN_AXIS in keys:
+        raise UserError(f"{where}.key {NOT_AN_AXIS} cannot be an axis: a comparison writes every cell into its "
+                        "one folder under its output_dir; run one comparison per folder instead.")
     if not isinstance(values, list) or not values:
         raise UserError(f"{where}.values must be a non-empty list; got {values!r}.")
     check_list(f"{where}.values", values)

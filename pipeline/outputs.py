@@ -21,15 +21,30 @@ FULL = (errno.ENOSPC, errno.EDQUOT)  # no space left, quota exceeded
 
 
 def check_writable(output_dir: str) -> Path:
-    """Create the output folder if needed and prove a file can be written there, before any model loads."""
+    """Prove a file can be written in the output folder, before any model loads. A folder that is missing is made
+    for the probe and removed again: it is made for good by the first file written (ensure_folder), so a run
+    refused or stopped before its first file leaves no empty folder behind."""
     folder = Path(output_dir)
+    made = [parent for parent in (folder, *folder.parents) if not parent.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
             pass
     except OSError as err:
         raise UserError(f"output_dir {folder} cannot be written ({err.strerror or type(err).__name__}).") from None
+    finally:
+        for parent in made:  # deepest first; a folder another writer filled meanwhile stays
+            try:
+                if parent.exists():
+                    parent.rmdir()
+            except OSError:
+                break
     return folder
+
+
+def ensure_folder(folder: Path) -> None:
+    """Make the output folder (and its parents) if it is not there yet: called just before a file is written."""
+    folder.mkdir(parents=True, exist_ok=True)
 
 
 def a1111_parameters(prompt: str, negative: str, fields: dict[str, object]) -> str:
@@ -63,6 +78,7 @@ def reserved_number(folder: Path) -> Iterator[int]:
     either fails to create the marker, or creates it after the first removed it, by when the first's files
     are in place and the check below sees them. A marker left by a killed process only skips its number.
     """
+    ensure_folder(folder)
     number = next_number(folder)
     while True:
         marker = folder / f".{number:05d}.reserved"
@@ -102,6 +118,7 @@ def publish(tmp: Path, final: Path) -> bool:
 
 def temp_file(folder: Path, suffix: str) -> Path:
     """A fresh hidden temp path in the folder (same filesystem, so the final link is atomic)."""
+    ensure_folder(folder)
     handle, name = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
     os.close(handle)
     umask = os.umask(0)

@@ -56,6 +56,8 @@ BAD = [
     ("compare.axes=[{key: [steps, seed], values: [[2, 1], [3]]}]", "compare.axes[0].values[1] must be a list of 2"),
     ("compare.axes=[{key: height, values: [16, 17]}]", "compare cell (height=17): height"),
     ("compare.axes=[{key: steps}]", "compare.axes[0] must be a mapping with 'key' and 'values'"),
+    ("compare.axes=[{key: output_dir, values: [a, b]}]", "compare.axes[0].key output_dir cannot be an axis"),
+    ("compare.axes=[{key: [steps, output_dir], values: [[2, a]]}]", "compare.axes[0].key output_dir cannot be an"),
 ]
 
 

@@ -64,19 +64,19 @@ def test_nan_unet_weight_stops_the_run_naming_the_step_and_writes_nothing(nan_un
     assert code == cli.EXIT_NON_FINITE == 3
     assert error.startswith("error: the latents became NaN at step 1 of 3 (scheduler DDIMScheduler): "
                             "the UNet returned NaN on finite input: its weights hold NaN or inf"), error
-    assert written == [] and list((tmp_path / "out").iterdir()) == [], "a PNG or YAML was written"
+    assert written == [] and not (tmp_path / "out").exists(), "a file or an empty output folder was left"
 
 
 def test_nan_vae_weight_stops_the_run_at_the_decode(nan_vae, tmp_path, capsys):
     code = run_cli(tmp_path, f"model.path={nan_vae}")
     error, _ = error_line(capsys)
     assert code == 3 and "the VAE decode gave NaN from finite latents: the VAE's weights hold NaN" in error
-    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists()
     roundtrip = Case("NaN VAE", [], "", tool="roundtrip")
     code = run_tool_in_process(roundtrip, task_file(tmp_path, nan_vae, "roundtrip"), [])
     error, _ = error_line(capsys)
     assert code == 3 and "the VAE decode gave NaN" in error
-    assert list((tmp_path / "out").iterdir()) == [], "the latent tool made a run folder"
+    assert not (tmp_path / "out").exists(), "the latent tool made a run folder"
 
 
 def test_batches_before_the_failing_one_are_kept_and_printed(tiny_model, tmp_path, capsys, monkeypatch):

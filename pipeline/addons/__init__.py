@@ -56,7 +56,7 @@ def gather_embeddings(cfg: DictConfig, info: ModelInfo) -> list[Embedding]:
     if embeddings:
         from transformers import CLIPTokenizer
 
-        check_tokens(embeddings, CLIPTokenizer.from_pretrained(info.path, subfolder="tokenizer").get_vocab())
+        check_tokens(embeddings, [CLIPTokenizer.from_pretrained(info.path, subfolder="tokenizer")])
     return embeddings
 
 

@@ -54,6 +54,8 @@ def read_embedding(path: Path, key: str, allow_pickle: bool, width: int) -> Embe
     except Exception as err:
         raise UserError(f"{key} {path} is not an embedding file diffusers can read ({first_line(err)}).") from None
     vectors = vectors[0].reshape(-1, vectors[0].shape[-1])
+    if len(vectors) == 0:
+        raise UserError(f"{key} {path} holds no vectors (its tensor has 0 rows); it is not a usable embedding.")
     if vectors.shape[-1] != width:
         raise UserError(f"{key} {path} holds vectors of width {vectors.shape[-1]}, but this model's text encoder "
                         f"takes {width}; it was made for another model.")
@@ -67,11 +69,22 @@ class _NoVocab:
         return {}
 
 
-def check_tokens(embeddings: list[Embedding], vocabulary: dict) -> None:
-    """Each token is new to the tokenizer and used once (A1111: the file name is the token)."""
+def known_word(tokenizer, token: str) -> bool:
+    """Whether the tokenizer already reads the name as one token of its own vocabulary: the name as stored
+    (`red`, or BPE's end-of-word form `red</w>`) or as its tokenization gives it (lower-cased, one known id)."""
+    vocabulary = tokenizer.get_vocab()
+    if token in vocabulary or f"{token}</w>" in vocabulary:
+        return True
+    ids = tokenizer(token, add_special_tokens=False, verbose=False).input_ids
+    return len(ids) == 1 and ids[0] != tokenizer.unk_token_id
+
+
+def check_tokens(embeddings: list[Embedding], tokenizers: list) -> None:
+    """Each token is new to every tokenizer of the model and used once (A1111: the file name is the token); a
+    token that is a word already would silently take that word's place in every prompt."""
     seen: set[str] = set()
     for emb in embeddings:
-        if emb.token in vocabulary or f"{emb.token}_1" in vocabulary:
+        if any(known_word(t, emb.token) or f"{emb.token}_1" in t.get_vocab() for t in tokenizers):
             raise UserError(f"embedding {emb.path}: its token '{emb.token}' is already a word of this model's "
                             "tokenizer; rename the file.")
         if emb.token in seen:

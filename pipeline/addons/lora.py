@@ -35,7 +35,11 @@ class Lora:
 
 
 def find_in_dir(name: str, lora_dir: str) -> Path:
-    """The file a `<lora:name:...>` tag names: lora_dir/name with a known suffix (A1111's lookup by file name)."""
+    """The file a `<lora:name:...>` tag names: lora_dir/name with a known suffix (A1111's lookup by file name). A
+    name is a file name only: a path separator, '..' or an absolute path would reach outside lora_dir."""
+    if "/" in name or "\\" in name or name in (".", "..") or Path(name).is_absolute():
+        raise UserError(f"prompt tag <lora:{name}> must name a file of lora_dir by its name alone, without folders, "
+                        "'..' or an absolute path; list a LoRA from elsewhere under loras: instead.")
     for suffix in SUFFIXES:
         path = Path(lora_dir) / f"{name}{suffix}"
         if path.is_file():

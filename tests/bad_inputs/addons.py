@@ -7,6 +7,8 @@ from safetensors.torch import save_file
 
 from bad_inputs import Case
 
+SHIPPED = Path(__file__).parents[2] / "models" / "tiny-shapes"  # its vocabulary is whole words: red</w>, circle</w>
+
 
 def _file(tmp_path: Path, name: str, tensors: dict | None = None, text: str | None = None) -> Path:
     """A file under tmp_path/addons: safetensors from tensors, or plain text."""
@@ -48,6 +50,17 @@ CASES = [
          "prompt tag <lora:nothing> names no file in lora_dir"),
     Case("lora tag: weight not a number", lambda t, m: ["prompt=a <lora:style:heavy> circle"],
          "must end in a number (its weight); got 'heavy'"),
+    Case("lora tag: a relative path out of lora_dir",
+         lambda t, m: [f"prompt=a <lora:../addons/{Path(_lora(t, 'outside.safetensors', 'lora_unet_a')).stem}:1> "
+                       "circle", f"lora_dir={t / 'loras'}"],
+         "prompt tag <lora:../addons/outside> must name a file of lora_dir by its name alone"),
+    Case("lora tag: an absolute path",
+         lambda t, m: [f"prompt=a <lora:{Path(_lora(t, 'outside.safetensors', 'lora_unet_a')).with_suffix('')}> "
+                       "circle", f"lora_dir={t}"],
+         "must name a file of lora_dir by its name alone, without folders, '..' or an absolute path"),
+    Case("lora tag: a Windows separator", lambda t, m: ["prompt=a <lora:..\\addons\\x:1> circle"],
+         "must name a file of lora_dir by its name alone"),
+    Case("lora tag: '..'", lambda t, m: ["prompt=a <lora:..:1> circle"], "prompt tag <lora:..> must name a file"),
 ]
 
 CASES += [
@@ -61,6 +74,16 @@ CASES += [
     Case("embedding: token is a word already",
          lambda t, m: [f"embeddings=[{_file(t, 'a.safetensors', {'emb_params': torch.zeros(1, 32)})}]"],
          "its token 'a' is already a word of this model's tokenizer"),
+    Case("embedding: no vectors",
+         lambda t, m: [f"embeddings=[{_file(t, 'empty.safetensors', {'emb_params': torch.zeros(0, 32)})}]"],
+         "empty.safetensors holds no vectors (its tensor has 0 rows); it is not a usable embedding"),
+    Case("embedding: named like a word of a word-level vocabulary",
+         lambda t, m: [f"model.path={SHIPPED}", "prompt=a large red circle in the centre",
+                       f"embeddings_dir={_file(t, 'red.safetensors', {'emb_params': torch.ones(1, 64)}).parent}"],
+         "its token 'red' is already a word of this model's tokenizer; rename the file"),
+    Case("embedding: named like a word, in capitals",
+         lambda t, m: [f"model.path={SHIPPED}", f"embeddings=[{_file(t, 'Circle.safetensors', {'emb_params': torch.ones(1, 64)})}]"],
+         "its token 'Circle' is already a word of this model's tokenizer"),
     Case("embedding: not an embedding",
          lambda t, m: [f"embeddings=[{_file(t, 'two.safetensors', {'x': torch.zeros(2), 'y': torch.zeros(2)})}]"],
          "is not an embedding file diffusers can read"),
