@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import logging
+
 from ..components import ModelInfo
+from ..config import Config
 from ..latents import initial_noise
 from ..loop import LoopSetup
 from .base import RunContext, require_unet_channels
 
 
+log = logging.getLogger("pipeline")
+
+
 def check(cfg, info: ModelInfo) -> None:
-    """txt2img needs a plain 4-channel UNet; the size defaults to the model's."""
+    """txt2img needs a plain 4-channel UNet; the size defaults to the model's. A strength set away from its
+    default is named in a warning: txt2img starts from pure noise and ignores it."""
     require_unet_channels(info, (4,), cfg.task)
+    if cfg.strength != Config.strength:
+        log.warning(f"strength {cfg.strength:g} is ignored by task txt2img, which starts from pure noise; it is used "
+                    "by img2img, inpaint, outpaint and depth2img.")
 
 
 def prepare(ctx: RunContext) -> LoopSetup:
