@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from ..errors import UserError
+from ..outputs import ensure_folder
 from ..processes import process_index
 
 NAME = "job.json"
@@ -71,6 +72,7 @@ def write_manifest(folder: Path, source: str, job_id: str, lines: int, names: li
     record = {"job": source, "identity": job_id, "lines": lines, "images": len(names), "done": len(done),
               "done_images": done, "pending_images": [n for n in names if n not in set(done)],
               "seconds": {k: v for k, v in _times(folder).items() if k in set(done)}}
+    ensure_folder(folder)  # the job's first file makes its folder (a refused run leaves none)
     temp = folder / f".{NAME}.tmp-{os.getpid()}"
     temp.write_text(json.dumps(record, indent=2), encoding="utf-8")
     os.replace(temp, folder / NAME)
