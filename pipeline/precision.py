@@ -25,6 +25,7 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 # 0.78 at 37.5M, 0.59 at 142M, 0.22 at 860M; docs/benchmarks.md): past break-even, with a margin.
 CPU_BFLOAT16_MIN_PARAMS = 20_000_000
 AVX512_LEVELS = ("AVX512", "AVX512_BF16", "AMX")
+_COUNTED: dict[str, int] = {}  # unet_parameters' counts, keyed by the whole config (its repr)
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,21 @@ def cpu_bfloat16_support() -> tuple[bool, str]:
 
 
 def unet_parameters(unet_config: dict[str, Any]) -> int:
-    """The UNet's parameter count, from its config alone (built on the meta device: no memory, no weights)."""
+    """The UNet's parameter count, from its config alone (built on the meta device: no memory, no weights), counted
+    once per config (a job's lines that name the same model share the count)."""
+    config = {k: v for k, v in unet_config.items() if not k.startswith("_")}
+    key = repr(sorted(config.items()))
+    if key not in _COUNTED:
+        if len(_COUNTED) >= 64:
+            _COUNTED.clear()
+        _COUNTED[key] = count_parameters(config)
+    return _COUNTED[key]
+
+
+def count_parameters(config: dict[str, Any]) -> int:
+    """Build the UNet from its config on the meta device and count its parameters."""
     from diffusers import UNet2DConditionModel
 
-    config = {k: v for k, v in unet_config.items() if not k.startswith("_")}
     with torch.device("meta"):
         unet = UNet2DConditionModel.from_config(config)
     return sum(p.numel() for p in unet.parameters())

@@ -1,7 +1,8 @@
 """Weight files checked before loading: complete safetensors whose tensors are the ones the config's model has.
 
 Reads only each file's header (safetensors checks that the data it declares is all there) and compares names
-and shapes with the model the config builds on the meta device (no memory, ~0.05 s for SD 1.5's UNet).
+and shapes with the model the config builds on the meta device (no memory, ~0.05 s for SD 1.5's UNet; once per
+config in a process, so a job of many lines builds each model once).
 """
 
 from __future__ import annotations
@@ -23,18 +24,37 @@ STEMS = {"unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model", "t
 # diffusers renames the VAE attention weights of old checkpoints on load; compare under the new names
 DEPRECATED = re.compile(r"\.(query|key|value|proj_attn)\.(weight|bias)$")
 RENAMED = {"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn": "to_out.0"}
+# expected_tensors' builds, keyed by the part and its whole config (its repr: a changed value is a new key)
+_BUILT: dict[tuple[str, str], dict[str, tuple[int, ...]]] = {}
+MAX_BUILT = 64
 
 
 def expected_tensors(part: str, folder: Path, config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
-    """Tensor names and shapes of the model this part's config describes, built on the meta device."""
+    """Tensor names and shapes of the model this part's config describes, built on the meta device once per config
+    (the model depends on the config alone, so a job's lines that name the same model share one build)."""
     try:
-        with quiet_libraries(), torch.device("meta"):
+        with quiet_libraries():
             if part == "text_encoder":
-                model = CLIPTextModel(CLIPTextConfig.from_pretrained(folder))
+                built: Any = CLIPTextConfig.from_pretrained(folder)
+                key = (part, built.to_json_string(use_diff=False))
             else:
-                model = (UNet2DConditionModel if part == "unet" else AutoencoderKL).from_config(config)
+                built, key = config, (part, repr(sorted(config.items())))
+            if key not in _BUILT:
+                if len(_BUILT) >= MAX_BUILT:
+                    _BUILT.clear()
+                _BUILT[key] = meta_tensors(part, built)
     except Exception as err:  # the config's values cannot build the model: say so instead of a traceback later
         raise UserError(f"model.path component {folder} has a config that builds no model ({reason(err)}).") from None
+    return dict(_BUILT[key])
+
+
+def meta_tensors(part: str, config: dict[str, Any] | CLIPTextConfig) -> dict[str, tuple[int, ...]]:
+    """Build the part's model from its config on the meta device (no memory) and list its tensors' shapes."""
+    with torch.device("meta"):
+        if part == "text_encoder":
+            model = CLIPTextModel(config)
+        else:
+            model = (UNet2DConditionModel if part == "unet" else AutoencoderKL).from_config(config)
     return {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
 
 

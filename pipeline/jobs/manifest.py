@@ -3,7 +3,6 @@ which images are done, so a second run resumes it and a changed job is refused b
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -15,12 +14,9 @@ from ..processes import process_index
 NAME = "job.json"
 
 
-def identity(images: dict[str, str]) -> str:
-    """The job's fingerprint: sha256 over every image's name and resolved config, in order."""
-    digest = hashlib.sha256()
-    for name, config_yaml in images.items():
-        digest.update(f"{name}\n{config_yaml}\n".encode())
-    return digest.hexdigest()
+def identity_part(name: str, config_yaml: str) -> bytes:
+    """One image's part of the job's fingerprint, the sha256 over every image's name and resolved config in order."""
+    return f"{name}\n{config_yaml}\n".encode()
 
 
 def free_folder(folder: Path) -> Path:
@@ -69,9 +65,10 @@ def _times(folder: Path) -> dict[str, float]:
 def write_manifest(folder: Path, source: str, job_id: str, lines: int, names: list[str]) -> dict:
     """Write (atomically) what the job is, which of its images are in the folder now, and each one's seconds."""
     done = [name for name in names if (folder / f"{name}.png").is_file()]
+    finished = set(done)
     record = {"job": source, "identity": job_id, "lines": lines, "images": len(names), "done": len(done),
-              "done_images": done, "pending_images": [n for n in names if n not in set(done)],
-              "seconds": {k: v for k, v in _times(folder).items() if k in set(done)}}
+              "done_images": done, "pending_images": [n for n in names if n not in finished],
+              "seconds": {k: v for k, v in _times(folder).items() if k in finished}}
     ensure_folder(folder)  # the job's first file makes its folder (a refused run leaves none)
     temp = folder / f".{NAME}.tmp-{os.getpid()}"
     temp.write_text(json.dumps(record, indent=2), encoding="utf-8")

@@ -13,23 +13,23 @@ from ..schedulers import SCHEDULERS
 from ..shapes.caption_parse import adherence
 
 if TYPE_CHECKING:
-    from .run import Job
+    from .plan import Job, Unit
 
 COLUMNS = ("image", "line", "seed", "prompt", "negative prompt", "sampler", "steps", "cfg", "size", "status",
            "seconds", "adherence", "missed")
 
 
-def _row(job: Job, unit, seed: int, name: str, seconds: dict[str, float]) -> dict[str, Any]:
+def _row(job: Job, unit: Unit, seed: int, name: str, seconds: dict[str, float]) -> dict[str, Any]:
     """One image's row: its settings and, once written, its time and adherence."""
     plan, png = unit.plan, job.folder / f"{name}.png"
-    cfg, done = plan.cfg, png.is_file()
+    cfg, done, prompt = plan.cfg, png.is_file(), unit.text("prompt")
     row = {"image": png.name if done else None, "line": unit.line, "seed": seed,
-           "prompt": cfg.prompt, "negative prompt": cfg.negative_prompt, "sampler": SCHEDULERS[plan.scheduler].label,
-           "steps": cfg.steps, "cfg": cfg.guidance_scale, "size": f"{plan.width}x{plan.height}",
-           "status": "done" if done else "pending", "seconds": seconds.get(name)}
+           "prompt": prompt, "negative prompt": unit.text("negative_prompt"),
+           "sampler": SCHEDULERS[plan.scheduler].label, "steps": cfg.steps, "cfg": cfg.guidance_scale,
+           "size": f"{plan.width}x{plan.height}", "status": "done" if done else "pending", "seconds": seconds.get(name)}
     if done:
         with Image.open(png) as image:
-            row.update(adherence_fields(adherence(image.convert("RGB"), cfg.prompt)))
+            row.update(adherence_fields(adherence(image.convert("RGB"), prompt)))
     return row
 
 

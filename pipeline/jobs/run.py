@@ -1,125 +1,78 @@
-"""Running a job: every line checked before any weights load, the pending images split among processes, each
-generated on the one `generate_images` path and written as line####-seed#.png beside its YAML."""
+"""Running a job: every line checked before any weights load (plan.py), the pending images split among processes,
+each generated on the one `generate_images` path and written as line####-seed#.png beside its YAML. The manifest and
+the report are written again at the end, and also when the job stops early (Ctrl-C, SIGTERM, an error), so every
+image finished is listed."""
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
 from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
-from .. import config
 from ..components import Components
-from ..errors import UserError
-from ..generate import Plan, check, generate_images, image_config, image_parameters, load, loaded_with
+from ..generate import Plan, generate_images, image_config, image_parameters, load, loaded_with
 from ..interrupts import held
 from ..outputs import save_named
 from ..processes import is_main, my_share, process_device, wait_for_all
-from ..text import warn_about_prompt
-from . import JOB_KEYS, plain
-from .lines import job_lines
 from ..report import write_report
-from .manifest import check_manifest, identity, save_times, write_manifest
+from ..text import warn_about_prompt
+from .manifest import check_manifest, save_times, write_manifest
+from .plan import Job, Unit, image_name, plan_job
 from .report import job_page
 
 log = logging.getLogger("pipeline")
 
 
-def image_name(line: int, seed: int) -> str:
-    """A job image's file stem: its line (from 1) and seed."""
-    return f"line{line:04d}-seed{seed}"
-
-
-@dataclass
-class Unit:
-    """One batch of one line: the unit of work a process takes."""
-
-    line: int
-    plan: Plan
-    seeds: list[int]
-
-    def names(self) -> list[str]:
-        return [image_name(self.line, seed) for seed in self.seeds]
-
-
-@dataclass
-class Job:
-    """A checked job: its units in order, and every image's name and resolved config."""
-
-    units: list[Unit]
-    images: dict[str, str]
-
-    @property
-    def folder(self) -> Path:
-        return self.units[0].plan.output_dir
-
-
-def _line_config(base: DictConfig, where: str, overrides: dict) -> DictConfig:
-    """The line's config: the job's, with the line's keys; keys a line may not set are refused."""
-    for key in (*JOB_KEYS, "output_dir"):
-        if key in overrides:
-            raise UserError(f"{where} sets {key}, which only the job itself may set.")
-    cfg = config._merge(base, overrides, where)
-    if cfg.seed < 0:
-        raise UserError(f"{where}: seed {cfg.seed} means a random seed, which a job cannot resume with; give a "
-                        "fixed seed.")
-    return cfg
-
-
-def plan_job(cfg: DictConfig) -> Job:
-    """Check every line (as a run of its own would be checked) before any weights load."""
-    base, units, images = plain(cfg), [], {}
-    for line, (where, overrides) in enumerate(job_lines(cfg), start=1):
-        line_cfg = _line_config(base, where, overrides)
-        try:
-            plan = check(line_cfg)
-        except UserError as err:
-            raise UserError(f"{where}: {err}") from None
-        seeds = plan.seeds
-        for start in range(0, len(seeds), line_cfg.batch_size):
-            unit = Unit(line, plan, seeds[start : start + line_cfg.batch_size])
-            units.append(unit)
-            for seed, name in zip(unit.seeds, unit.names()):
-                images[name] = image_config(plan, seed, len(unit.seeds))
-    return Job(units, images)
-
-
 def run_job(cfg: DictConfig, source: str = "", progress: bool = True) -> Iterator[Path]:
     """Run (or resume) a job, yielding each image's path as soon as it is written."""
-    job = plan_job(cfg)
-    folder, job_id, names = job.folder, identity(job.images), list(job.images)
-    check_manifest(folder, job_id)
+    job = plan_job(cfg, progress)
+    folder, lines = job.folder, job.units[-1].line
+    check_manifest(folder, job.identity)
     if is_main():
-        write_manifest(folder, source, job_id, job.units[-1].line, names)
-    done = {name for name in names if (folder / f"{name}.png").is_file()}
+        write_manifest(folder, source, job.identity, lines, job.names)
+    done = {name for name in job.names if (folder / f"{name}.png").is_file()}
     wait_for_all()  # every process has seen the same images done before any process writes more (same shares)
     if done:
-        log.info("%d of %d images of this job are already in %s; they are skipped.", len(done), len(names), folder)
-    pending = [unit for unit in job.units if set(unit.names()) - done]
-    mine = my_share(pending)
+        log.info("%d of %d images of this job are already in %s; they are skipped.", len(done), len(job.names), folder)
+    mine = my_share([unit for unit in job.units if set(unit.names()) - done])
     bar = tqdm(total=sum(len(set(u.names()) - done) for u in mine), desc="job", unit="image",
                disable=not (progress and is_main()))
     loaded, components, warned, seconds = "", None, set(), {}
     try:
         for unit in mine:
-            if loaded_with(unit.plan) != loaded:
-                loaded = loaded_with(unit.plan)
-                components = load(replace(unit.plan, device=process_device(unit.plan.device)))
+            plan = job.line_plan(unit)
+            if loaded_with(plan) != loaded:
+                loaded = loaded_with(plan)
+                components = load(replace(plan, device=process_device(plan.device)))
             if unit.line not in warned:
                 warned.add(unit.line)
-                _warn(components, unit.plan.cfg)
-            yield from _run_unit(components, unit, done, bar, seconds)
-    finally:
-        bar.close()
-        save_times(folder, seconds)
+                _warn(components, plan.cfg)
+            yield from _run_unit(components, plan, unit, done, bar, seconds)
+    except BaseException:  # stopped early: list what is finished before the interruption or error goes on
+        _close(bar, folder, seconds)
+        if is_main():
+            _record(job, source)
+        raise
+    _close(bar, folder, seconds)
     wait_for_all()
     if is_main():
-        manifest = write_manifest(folder, source, job_id, job.units[-1].line, names)
-        write_report(folder, job_page(job, manifest, source), replace=True)
+        _record(job, source)
+
+
+def _close(bar: tqdm, folder: Path, seconds: dict[str, float]) -> None:
+    bar.close()
+    save_times(folder, seconds)
+
+
+def _record(job: Job, source: str) -> None:
+    """Write the manifest and the report of the images in the folder now."""
+    manifest = write_manifest(job.folder, source, job.identity, job.units[-1].line, job.names)
+    write_report(job.folder, job_page(job, manifest, source), replace=True)
 
 
 def _warn(components: Components, cfg: DictConfig) -> None:
@@ -128,10 +81,9 @@ def _warn(components: Components, cfg: DictConfig) -> None:
 
 
 def _run_unit(
-    components: Components, unit: Unit, done: set[str], bar: tqdm, seconds: dict[str, float]
+    components: Components, plan: Plan, unit: Unit, done: set[str], bar: tqdm, seconds: dict[str, float]
 ) -> Iterator[Path]:
     """Generate a unit's images not yet written, and write each under its name, timing them."""
-    plan = unit.plan
     seeds = [seed for seed, name in zip(unit.seeds, unit.names()) if name not in done]
     started = time.perf_counter()
     images = generate_images(components, plan.cfg, seeds, plan.height, plan.width, progress=False)
