@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from .errors import UserError
+from .memo import remembered
 
 log = logging.getLogger("pipeline")
 
@@ -65,11 +66,7 @@ def unet_parameters(unet_config: dict[str, Any]) -> int:
     once per config (a job's lines that name the same model share the count)."""
     config = {k: v for k, v in unet_config.items() if not k.startswith("_")}
     key = repr(sorted(config.items()))
-    if key not in _COUNTED:
-        if len(_COUNTED) >= 64:
-            _COUNTED.clear()
-        _COUNTED[key] = count_parameters(config)
-    return _COUNTED[key]
+    return remembered(_COUNTED, key, lambda: count_parameters(config))
 
 
 def count_parameters(config: dict[str, Any]) -> int:

@@ -19,6 +19,7 @@ from transformers import CLIPTextConfig, CLIPTextModel
 
 from .errors import UserError, reason
 from .quiet import quiet_libraries
+from .memo import remembered
 
 STEMS = {"unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model", "text_encoder": "model"}
 # diffusers renames the VAE attention weights of old checkpoints on load; compare under the new names
@@ -26,7 +27,6 @@ DEPRECATED = re.compile(r"\.(query|key|value|proj_attn)\.(weight|bias)$")
 RENAMED = {"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn": "to_out.0"}
 # expected_tensors' builds, keyed by the part and its whole config (its repr: a changed value is a new key)
 _BUILT: dict[tuple[str, str], dict[str, tuple[int, ...]]] = {}
-MAX_BUILT = 64
 
 
 def expected_tensors(part: str, folder: Path, config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
@@ -39,13 +39,10 @@ def expected_tensors(part: str, folder: Path, config: dict[str, Any]) -> dict[st
                 key = (part, built.to_json_string(use_diff=False))
             else:
                 built, key = config, (part, repr(sorted(config.items())))
-            if key not in _BUILT:
-                if len(_BUILT) >= MAX_BUILT:
-                    _BUILT.clear()
-                _BUILT[key] = meta_tensors(part, built)
+            shapes = remembered(_BUILT, key, lambda: meta_tensors(part, built))
     except Exception as err:  # the config's values cannot build the model: say so instead of a traceback later
         raise UserError(f"model.path component {folder} has a config that builds no model ({reason(err)}).") from None
-    return dict(_BUILT[key])
+    return dict(shapes)
 
 
 def meta_tensors(part: str, config: dict[str, Any] | CLIPTextConfig) -> dict[str, tuple[int, ...]]:
