@@ -12,9 +12,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline import jobs
-from pipeline.bench.measure import cpu_description, describe_cpu
-from pipeline.jobs.run import plan_job, run_job
+from pipeline.tools import jobs
+from pipeline.lab.bench.measure import cpu_description, describe_cpu
+from pipeline.tools.jobs.run import plan_job, run_job
 
 
 def job_config(model: str, lines: int, folder: Path):

@@ -5,9 +5,9 @@ import sys
 
 import torch
 
-from pipeline.bench.measure import cpu_description, describe_cpu
-from pipeline.shapes.step_time import training_step_seconds
-from pipeline.shapes.train_config import load_config
+from pipeline.lab.bench.measure import cpu_description, describe_cpu
+from pipeline.lab.shapes.step_time import training_step_seconds
+from pipeline.lab.shapes.train_config import load_config
 
 
 def main() -> None:

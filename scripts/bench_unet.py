@@ -1,16 +1,16 @@
 """Time one UNet call per mode against the GEMM rate, and bfloat16 vs float32 by UNet width:
 python scripts/bench_unet.py configs/bench-unet.yaml [key=value ...]."""
 
-from pipeline.interrupts import quiet_start
+from pipeline.common.interrupts import quiet_start
 
 if __name__ == "__main__":  # before the slow imports below: Ctrl-C or SIGTERM while starting exits quietly
     quiet_start()
 
 import argparse
 
-from pipeline.bench.report import append_docs
-from pipeline.bench.unet_calls import load_unet_calls, markdown, run_unet_calls
-from pipeline.tool_cli import run_tool
+from pipeline.lab.bench.results import append_docs
+from pipeline.lab.bench.unet_calls import load_unet_calls, markdown, run_unet_calls
+from pipeline.cli.tools import run_tool
 
 
 def main() -> int:

@@ -1,15 +1,15 @@
 """Benchmark ours against diffusers in one run: python scripts/benchmark.py configs/bench.yaml [key=value ...]."""
 
-from pipeline.interrupts import quiet_start
+from pipeline.common.interrupts import quiet_start
 
 if __name__ == "__main__":  # before the slow imports below: Ctrl-C or SIGTERM while starting exits quietly
     quiet_start()
 
 import argparse
 
-from pipeline.bench.main import load_bench, run_benchmark
-from pipeline.bench.report import append_docs, markdown, write_json
-from pipeline.tool_cli import run_tool
+from pipeline.lab.bench.main import load_bench, run_benchmark
+from pipeline.lab.bench.results import append_docs, markdown, write_json
+from pipeline.cli.tools import run_tool
 
 
 def main() -> int:

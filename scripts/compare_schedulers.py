@@ -1,14 +1,14 @@
 """Compare schedulers x steps on one prompt and seed: python scripts/compare_schedulers.py CONFIG [key=value ...]."""
 
-from pipeline.interrupts import quiet_start
+from pipeline.common.interrupts import quiet_start
 
 if __name__ == "__main__":  # before the slow imports below: Ctrl-C or SIGTERM while starting exits quietly
     quiet_start()
 
 import argparse
 
-from pipeline import compare, compare_config
-from pipeline.tool_cli import run_tool
+from pipeline.tools.compare import runner as compare, config as compare_config
+from pipeline.cli.tools import run_tool
 
 
 def main() -> int:

@@ -2,13 +2,13 @@
 python scripts/evaluate.py CONFIG [key=value ...] [--seeds N] [--grammar | --schedulers NAME,... | --schedulers all
                                                                 | --inpaint]
 
-With --grammar: the whole caption grammar (pipeline/shapes/grammar.py) instead of the 18 one-shape prompts.
+With --grammar: the whole caption grammar (pipeline/lab/shapes/grammar.py) instead of the 18 one-shape prompts.
 With --schedulers: the whole caption grammar with each scheduler (DDIM always), and each one's shortfall against DDIM.
 With --inpaint (an inpaint config): 18 centre shapes repainted as prompted; adherence inside the mask, change outside
 it, and the seam across its edge.
 """
 
-from pipeline.interrupts import quiet_start
+from pipeline.common.interrupts import quiet_start
 
 if __name__ == "__main__":  # before the slow imports below: Ctrl-C or SIGTERM while starting exits quietly
     quiet_start()
@@ -16,11 +16,11 @@ if __name__ == "__main__":  # before the slow imports below: Ctrl-C or SIGTERM w
 import argparse
 import json
 
-from pipeline import config
-from pipeline.schedulers import SCHEDULERS, resolve
-from pipeline.shapes.adherence import evaluate, evaluate_schedulers
-from pipeline.shapes.inpaint_eval import evaluate_inpaint
-from pipeline.tool_cli import run_tool
+from pipeline.run import config
+from pipeline.engine.schedulers import SCHEDULERS, resolve
+from pipeline.lab.shapes.adherence import evaluate, evaluate_schedulers
+from pipeline.lab.shapes.inpaint_eval import evaluate_inpaint
+from pipeline.cli.tools import run_tool
 
 
 def main() -> int:

@@ -1,13 +1,13 @@
 """Generate images from a YAML config, or many from a job (prompts or prompts_file): python scripts/generate.py CONFIG [key=value ...]."""
 
-from pipeline.interrupts import quiet_start
+from pipeline.common.interrupts import quiet_start
 
 if __name__ == "__main__":  # before the slow imports below: Ctrl-C or SIGTERM while starting exits quietly
     quiet_start()
 
 import argparse
 
-from pipeline.cli import run_cli
+from pipeline.cli.main import run_cli
 
 
 def main() -> int:

@@ -1,14 +1,14 @@
 """Latent-space tools: python scripts/latents.py {roundtrip,channels,interpolate,noise} CONFIG [key=value ...]."""
 
-from pipeline.interrupts import quiet_start
+from pipeline.common.interrupts import quiet_start
 
 if __name__ == "__main__":  # before the slow imports below: Ctrl-C or SIGTERM while starting exits quietly
     quiet_start()
 
 import argparse
 
-from pipeline import latent_tools
-from pipeline.tool_cli import run_tool
+from pipeline.tools import latent_space as latent_tools
+from pipeline.cli.tools import run_tool
 
 
 def main() -> int:

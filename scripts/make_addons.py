@@ -4,7 +4,7 @@
 import argparse
 from pathlib import Path
 
-from pipeline.addons.demo import make_lora, make_word_embedding
+from pipeline.lab.fixtures.addon_files import make_lora, make_word_embedding
 
 
 def main() -> None:

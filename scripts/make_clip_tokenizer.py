@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.single_file.clip_vocab import write_clip_files  # noqa: E402
+from pipeline.lab.fixtures.clip_vocab import write_clip_files  # noqa: E402
 
 MEMBER = "open_clip/bpe_simple_vocab_16e6.txt.gz"
 

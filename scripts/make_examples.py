@@ -2,7 +2,7 @@
 
 import argparse
 
-from pipeline.shapes.examples import write_examples
+from pipeline.lab.shapes.examples import write_examples
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.single_file.to_ldm import write_checkpoint  # noqa: E402
+from pipeline.lab.fixtures.to_ldm import write_checkpoint  # noqa: E402
 
 
 def main() -> None:

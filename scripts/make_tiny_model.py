@@ -2,7 +2,7 @@
 
 import argparse
 
-from pipeline.tiny_model import build_tiny_model
+from pipeline.lab.fixtures.tiny_model import build_tiny_model
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 import sys
 
-from pipeline.shapes.train import main
+from pipeline.lab.shapes.train import main
 
 if __name__ == "__main__":
     main(sys.argv[1:])

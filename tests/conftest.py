@@ -13,8 +13,8 @@ import pytest
 import torch
 from diffusers import StableDiffusionPipeline
 
-from pipeline import config
-from pipeline.tiny_model import build_tiny_model
+from pipeline.run import config
+from pipeline.lab.fixtures.tiny_model import build_tiny_model
 
 torch.set_num_threads(1)  # the tiny models gain nothing from threads, and lose badly when cores are shared
 

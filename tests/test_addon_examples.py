@@ -5,8 +5,8 @@ from pathlib import Path
 from PIL import Image
 
 from conftest import max_pixel_difference
-from pipeline import config, generate
-from pipeline.addons.demo import make_lora, make_word_embedding
+from pipeline.run import config, generate
+from pipeline.lab.fixtures.addon_files import make_lora, make_word_embedding
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "tiny-shapes"
@@ -36,7 +36,7 @@ def test_the_example_lora_changes_the_image_and_weight_zero_does_not(tmp_path):
 
 
 def test_the_shipped_model_as_one_checkpoint_file_gives_its_images(tmp_path):
-    from pipeline.single_file.to_ldm import write_checkpoint
+    from pipeline.lab.fixtures.to_ldm import write_checkpoint
 
     file = write_checkpoint(MODEL, tmp_path / "checkpoints" / "tiny-shapes.safetensors")
     prompt = "a large red circle in the centre, blue background"

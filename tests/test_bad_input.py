@@ -10,7 +10,8 @@ from diffusers import UNet2DConditionModel
 from PIL import Image
 
 from conftest import make_config, max_pixel_difference
-from pipeline import cli, generate
+from pipeline.cli import main as cli
+from pipeline.run import generate
 
 ROOT = Path(__file__).resolve().parents[1]
 

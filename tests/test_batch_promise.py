@@ -6,7 +6,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from pipeline import config, generate, precision
+from pipeline.run import config, generate
+from pipeline.models import precision
 
 ROUNDING = 2  # levels of 255: measured 1 in float32, 2 in bfloat16 (README, batch_size)
 

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from pipeline.shapes.step_time import training_step_seconds
-from pipeline.shapes.train_config import load_config
+from pipeline.lab.shapes.step_time import training_step_seconds
+from pipeline.lab.shapes.train_config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
-from pipeline.bench.main import load_bench, run_benchmark
-from pipeline.bench.report import append_docs, markdown, write_json
-from pipeline.bench.measure import gemm_rate
-from pipeline.errors import UserError
-from pipeline.precision import cpu_bfloat16_support
+from pipeline.lab.bench.main import load_bench, run_benchmark
+from pipeline.lab.bench.results import append_docs, markdown, write_json
+from pipeline.lab.bench.measure import gemm_rate
+from pipeline.common.errors import UserError
+from pipeline.models.precision import cpu_bfloat16_support
 
 
 def test_gemm_probe_keeps_to_its_time_budget():
@@ -65,7 +65,7 @@ def test_benchmark_config_errors():
 
 def test_unet_call_table_and_width_sweep(tiny_model):
     """scripts/bench_unet.py's measurements run end to end: every (dtype, mode) row and the width sweep."""
-    from pipeline.bench import unet_calls
+    from pipeline.lab.bench import unet_calls
 
     cfg = unet_calls.load_unet_calls(None, [f"model={tiny_model}", "height=16", "width=16", "repeats=1",
                                             "modes=[eager,channels_last,sdpa_math]", "widths=[8]", "widths_size=16",

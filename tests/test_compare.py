@@ -9,10 +9,11 @@ import pytest
 from diffusers import EulerDiscreteScheduler
 from PIL import Image
 
-from pipeline import compare, compare_config, schedulers
-from pipeline.compare_table import spec_for_prompt
-from pipeline.errors import UserError
-from pipeline.tool_cli import run_tool
+from pipeline.tools.compare import runner as compare, config as compare_config
+from pipeline.engine import schedulers
+from pipeline.tools.compare.table import spec_for_prompt
+from pipeline.common.errors import UserError
+from pipeline.cli.tools import run_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import cli, compare
-from pipeline.tool_cli import run_tool
+from pipeline.cli import main as cli
+from pipeline.tools.compare import runner as compare
+from pipeline.cli.tools import run_tool
 from test_compare import load, run, tile_counts
 
 AXES = ("compare.axes=[{key: steps, values: [2, 3]}, {key: prompt_sr, values: [red, green, blue]},"

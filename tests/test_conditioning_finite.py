@@ -11,10 +11,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from pipeline import cli
-from pipeline.addons.demo import make_lora, make_word_embedding
-from pipeline.prompts.encode import emphasise, final_layer_norm
-from pipeline.text import encode_texts
+from pipeline.cli import main as cli
+from pipeline.lab.fixtures.addon_files import make_lora, make_word_embedding
+from pipeline.text.chunk_embeddings import emphasise, final_layer_norm
+from pipeline.text.encoding import encode_texts
 
 CPU = torch.device("cpu")
 

@@ -4,8 +4,8 @@ import pytest
 
 from pathlib import Path
 
-from pipeline import config
-from pipeline.errors import UserError
+from pipeline.run import config
+from pipeline.common.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 

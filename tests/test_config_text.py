@@ -10,8 +10,9 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from conftest import make_config
-from pipeline import config, generate, latent_tools
-from pipeline.literal import escape
+from pipeline.run import config, generate
+from pipeline.tools import latent_space as latent_tools
+from pipeline.common.literal import escape
 
 SECRET_VAR = "PIPELINE_TEST_SECRET"
 SECRET = "s3cr3t-value-7f1c"

@@ -7,7 +7,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from conftest import generators, make_config, max_pixel_difference
-from pipeline import generate
+from pipeline.run import generate
 
 
 def vectors(count, seed):
@@ -67,8 +67,8 @@ def test_weighting_an_embedding_and_recording_it(files, tiny_model, tmp_path):
 def test_add_ons_are_read_back_and_regenerate_from_the_yaml(files, tiny_model, tmp_path):
     from sd_parsers import ParserManager
 
-    from pipeline.addons.demo import make_lora
-    from pipeline import cli
+    from pipeline.lab.fixtures.addon_files import make_lora
+    from pipeline.cli import main as cli
 
     lora = make_lora(tiny_model, tmp_path / "style.safetensors", seed=4, kind="kohya")
     cfg = make_config(tiny_model, tmp_path / "out", prompt="a (ptstyle:1.2) circle <lora:style:0.6>", clip_skip=2,

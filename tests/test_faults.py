@@ -15,9 +15,11 @@ from PIL import Image
 import test_reliability_table as table
 from bad_inputs.limits import CASES
 from conftest import make_config
-from pipeline import cli, config, generate, interrupts, outputs
-from pipeline.errors import UserError
-from pipeline.run_folder import new_run_folder, save_text
+from pipeline.cli import main as cli
+from pipeline.run import config, generate, outputs
+from pipeline.common import interrupts
+from pipeline.common.errors import UserError
+from pipeline.tools.run_folder import new_run_folder, save_text
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {"HF_HUB_OFFLINE": "1", "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT),
@@ -39,7 +41,7 @@ WRITER = """
 import sys
 from pathlib import Path
 from PIL import Image
-from pipeline.outputs import save_image
+from pipeline.run.outputs import save_image
 folder, stem = Path(sys.argv[1]), sys.argv[2]
 image = Image.new("RGB", (8, 8))
 for i in range(int(sys.argv[3])):
@@ -226,7 +228,7 @@ def test_a_pickle_payload_is_not_run_even_with_allow_pickle(tiny_model, tmp_path
     import pickle
     import shutil
 
-    from pipeline import cli
+    from pipeline.cli import main as cli
 
     folder = tmp_path / "evil"
     shutil.copytree(tiny_model, folder)

@@ -4,14 +4,14 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import config
-from pipeline.shapes.adherence import evaluate, evaluate_schedulers
-from pipeline.shapes.evaluate import eval_specs
-from pipeline.shapes.inpaint_eval import evaluate_inpaint
-from pipeline.shapes.captions import BACKGROUND_FORMS
-from pipeline.shapes.grammar import grammar_prompts
-from pipeline.shapes.scene_score import score_scene
-from pipeline.shapes.world import POSITIONS, RELATIONS, SIZES, make_scenes, render
+from pipeline.run import config
+from pipeline.lab.shapes.adherence import evaluate, evaluate_schedulers
+from pipeline.lab.shapes.evaluate import eval_specs
+from pipeline.lab.shapes.inpaint_eval import evaluate_inpaint
+from pipeline.lab.shapes.captions import BACKGROUND_FORMS
+from pipeline.lab.shapes.grammar import grammar_prompts
+from pipeline.lab.shapes.scene_score import score_scene
+from pipeline.lab.shapes.world import POSITIONS, RELATIONS, SIZES, make_scenes, render
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import save_file
 
 from conftest import make_config
-from pipeline import generate
+from pipeline.run import generate
 
 
 def warnings_of(caplog, cfg) -> list[str]:

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from conftest import make_config
-from pipeline import generate
-from pipeline.inputs import read_grayscale, read_image
+from pipeline.run import generate
+from pipeline.common.inputs import read_grayscale, read_image
 
 GRAY16 = np.array([[0, 1000, 1001, 32896], [32895, 40000, 65534, 65535]], dtype=np.uint16)
 RGB = np.array([[[255, 0, 0], [0, 128, 255], [10, 20, 30]], [[200, 100, 50], [0, 0, 0], [255, 255, 255]]], np.uint8)

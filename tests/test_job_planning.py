@@ -12,14 +12,17 @@ import torch
 from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
-from pipeline import cli, components, interrupts, jobs, precision, weights_check
-from pipeline.addons.demo import make_lora
-from pipeline.errors import UserError
-from pipeline.generate import check, image_config
-from pipeline.jobs import plan as planning
-from pipeline.jobs import run as running
-from pipeline.jobs.lines import job_lines
-from pipeline.jobs.plan import line_config, plan_job
+from pipeline.cli import main as cli
+from pipeline.models import components, precision, weights_check
+from pipeline.common import interrupts
+from pipeline.tools import jobs
+from pipeline.lab.fixtures.addon_files import make_lora
+from pipeline.common.errors import UserError
+from pipeline.run.generate import check, image_config
+from pipeline.tools.jobs import plan as planning
+from pipeline.tools.jobs import run as running
+from pipeline.tools.jobs.lines import job_lines
+from pipeline.tools.jobs.plan import line_config, plan_job
 
 TRICKY = ["a: b", "word " * 40, "'single' and \"double\" quotes", "null", "123", "true", "${x} and \\${y}",
           "é ü 漢字", "- a dash first", "# a hash first", "two\nlines", " spaces around ", "", "[x]", "{a: 1}",

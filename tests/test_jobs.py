@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from conftest import launch_two_processes
-from pipeline import cli, jobs
-from pipeline.jobs.run import run_job
+from pipeline.cli import main as cli
+from pipeline.tools import jobs
+from pipeline.tools.jobs.run import run_job
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,13 +11,13 @@ import torch
 from PIL import Image
 
 from conftest import make_config
-from pipeline import latent_tools
-from pipeline.components import inspect_model, load_components
-from pipeline.generate import generate_images
-from pipeline.latent_tools.mixing import interpolate, lerp, slerp, weights
-from pipeline.latent_tools.noise import diffuse, forward_process, timestep_for
-from pipeline.latent_tools.roundtrip import compression, psnr
-from pipeline.tool_cli import run_tool
+from pipeline.tools import latent_space as latent_tools
+from pipeline.models.components import inspect_model, load_components
+from pipeline.run.generate import generate_images
+from pipeline.tools.latent_space.mixing import interpolate, lerp, slerp, weights
+from pipeline.tools.latent_space.noise import diffuse, forward_process, timestep_for
+from pipeline.tools.latent_space.roundtrip import compression, psnr
+from pipeline.cli.tools import run_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 INPUTS = ROOT / "configs" / "inputs"
@@ -198,7 +198,7 @@ def test_script_reports_a_missing_image(tiny_model, tmp_path, capsys, monkeypatc
 
 
 def test_the_latent_tools_read_a_checkpoint_file_as_its_folder(tmp_path):
-    from pipeline.single_file.to_ldm import write_checkpoint
+    from pipeline.lab.fixtures.to_ldm import write_checkpoint
 
     file = write_checkpoint(SHIPPED, tmp_path / "tiny-shapes.safetensors")
     folder = latent_tools.run("roundtrip", load(SHIPPED, tmp_path / "a"))

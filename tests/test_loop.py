@@ -3,9 +3,9 @@
 import torch
 
 from conftest import make_config
-from pipeline import generate
-from pipeline.components import inspect_model, load_components
-from pipeline.guidance import guide, rescale_to
+from pipeline.run import generate
+from pipeline.models.components import inspect_model, load_components
+from pipeline.engine.guidance import guide, rescale_to
 
 
 def unet_batches(tiny_model, tmp_path, **settings):

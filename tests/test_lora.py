@@ -5,8 +5,8 @@ from diffusers import StableDiffusionPipeline
 from PIL import Image
 
 from conftest import generators, make_config, max_pixel_difference
-from pipeline.addons.demo import make_lora
-from pipeline import generate
+from pipeline.lab.fixtures.addon_files import make_lora
+from pipeline.run import generate
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from transformers import CLIPTokenizer
 
-from pipeline import config
-from pipeline.text import SHOWN_CHARS, split_at_limit, token_count, warn_about_prompt
+from pipeline.run import config
+from pipeline.text.encoding import SHOWN_CHARS, split_at_limit, token_count, warn_about_prompt
 
 ROOT = Path(__file__).resolve().parents[1]
 

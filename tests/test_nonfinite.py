@@ -14,10 +14,12 @@ from safetensors.torch import load_file, save_file
 from bad_inputs import Case
 from bad_inputs.nonfinite import CASES
 from conftest import make_config
-from pipeline import cli, compare, compare_config, generate
-from pipeline.nonfinite import NonFiniteError, step_failure
-from pipeline.tiny_model import build_tiny_model
-from pipeline.tool_cli import run_tool
+from pipeline.cli import main as cli
+from pipeline.tools.compare import runner as compare, config as compare_config
+from pipeline.run import generate
+from pipeline.engine.nonfinite import NonFiniteError, step_failure
+from pipeline.lab.fixtures.tiny_model import build_tiny_model
+from pipeline.cli.tools import run_tool
 from pipeline.variants.depth2img import normalised_depth
 from test_reliability_table import run_tool_in_process, task_file
 
@@ -117,9 +119,18 @@ def test_the_likely_cause_is_the_first_stage_that_was_not_finite(stage, expected
     for name in order[order.index(stage):]:
         tensors[name].view(-1)[3] = float("inf")
     scheduler = type("DDIMScheduler", (), {"init_noise_sigma": 1.0})()
-    sentence = step_failure(6, 25, scheduler, *tensors.values(), guidance_scale=90.0)
+    start, model_in, context, *rest = tensors.values()
+    sentence = step_failure(6, 25, scheduler, start, model_in, {"hidden_states": context}, *rest, guidance_scale=90.0)
     assert sentence.startswith("the latents became inf at step 7 of 25 (scheduler DDIMScheduler): ")
     assert expected in sentence and sentence.endswith(".")
+
+
+def test_a_non_finite_conditioning_entry_is_named():
+    finite, bad = torch.zeros(2, 4, 8, 8), torch.full((2, 6), float("nan"))
+    scheduler = type("DDIMScheduler", (), {"init_noise_sigma": 1.0})()
+    context = {"hidden_states": torch.zeros(2, 77, 8), "text_embeds": bad}
+    sentence = step_failure(0, 5, scheduler, finite, finite, context, finite, finite, bad, guidance_scale=5.0)
+    assert "the conditioning the UNet was given holds NaN in text_embeds" in sentence
 
 
 def test_a_comparison_cell_that_goes_nan_is_an_error_cell(tiny_model, tmp_path):

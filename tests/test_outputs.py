@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 from conftest import make_config
-from pipeline import config, generate
+from pipeline.run import config, generate
 
 
 def run(cfg):

@@ -5,8 +5,8 @@ import pytest
 from PIL import Image
 
 from conftest import as_uint8, generators, make_config, max_pixel_difference
-from pipeline import generate
-from pipeline.schedulers import SCHEDULERS, make_scheduler, scheduler_options
+from pipeline.run import generate
+from pipeline.engine.schedulers import SCHEDULERS, make_scheduler, scheduler_options
 
 TOLERANCE = 2  # out of 255, per pixel, on the uint8 output
 LONG_PROMPT = " ".join(["a large red circle on the left, blue background"] * 4)
@@ -99,7 +99,7 @@ def test_guidance_distilled_unet_matches_diffusers(tmp_path):
     """A UNet with time_cond_proj_dim (LCM-distilled) takes the guidance scale as an embedding, not CFG."""
     from diffusers import StableDiffusionPipeline
 
-    from pipeline.tiny_model import build_tiny_model
+    from pipeline.lab.fixtures.tiny_model import build_tiny_model
 
     folder = build_tiny_model(tmp_path / "lcm", time_cond_proj_dim=32)
     pipe = StableDiffusionPipeline.from_pretrained(folder, safety_checker=None, requires_safety_checker=False)

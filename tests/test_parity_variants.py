@@ -7,11 +7,11 @@ from diffusers import AutoencoderKL, StableDiffusionDepth2ImgPipeline, StableDif
 from PIL import Image
 
 from conftest import as_uint8, make_config, max_pixel_difference
-from pipeline import generate
-from pipeline.inputs import mask_array
-from pipeline.latents import encode, from_pil, generators_for, latent_mask
-from pipeline.schedulers import make_scheduler
-from pipeline.tiny_model import build_tiny_model
+from pipeline.run import generate
+from pipeline.common.inputs import mask_array
+from pipeline.engine.latents import encode, from_pil, generators_for, latent_mask
+from pipeline.engine.schedulers import make_scheduler
+from pipeline.lab.fixtures.tiny_model import build_tiny_model
 from pipeline.variants.outpaint import pad
 
 TOLERANCE = 2

@@ -9,12 +9,12 @@ from diffusers.models.attention_processor import AttnProcessor2_0, SlicedAttnPro
 from PIL import Image
 
 from conftest import generators, make_config, max_pixel_difference
-from pipeline import generate
-from pipeline.components import inspect_model, load_components
-from pipeline.errors import UserError
-from pipeline.latents import decode
-from pipeline.performance import apply_performance, check_performance
-from pipeline.schedulers import make_scheduler
+from pipeline.run import generate
+from pipeline.models.components import inspect_model, load_components
+from pipeline.common.errors import UserError
+from pipeline.engine.latents import decode
+from pipeline.speed.performance import apply_performance, check_performance
+from pipeline.engine.schedulers import make_scheduler
 
 
 def loaded(tiny_model, dtype=torch.float32):

@@ -7,10 +7,11 @@ import torch
 import yaml
 
 from conftest import make_config
-from pipeline import generate, precision
-from pipeline.bench.sd15 import UNET as SD15_UNET
-from pipeline.errors import UserError
-from pipeline.precision import CPU_BFLOAT16_MIN_PARAMS, choose_dtype, unet_parameters
+from pipeline.run import generate
+from pipeline.models import precision
+from pipeline.lab.bench.sd15 import UNET as SD15_UNET
+from pipeline.common.errors import UserError
+from pipeline.models.precision import CPU_BFLOAT16_MIN_PARAMS, choose_dtype, unet_parameters
 
 CPU = torch.device("cpu")
 
@@ -39,7 +40,7 @@ def test_cpu_auto_by_capability_for_a_large_model(monkeypatch, capability, avx51
 
 def test_cpu_auto_is_float32_for_a_model_too_small_to_gain(monkeypatch, tiny_model):
     patch_cpu(monkeypatch, "AVX512", True)
-    from pipeline.components import inspect_model
+    from pipeline.models.components import inspect_model
 
     choice = choose_dtype("auto", CPU, inspect_model("models/tiny-shapes").unet)
     assert choice.dtype == torch.float32 and "too few" in choice.reason
@@ -89,7 +90,7 @@ def test_saved_dtype_regenerates_on_another_cpu(monkeypatch, tiny_model, tmp_pat
     saved = yaml.safe_load(first.with_suffix(".yaml").read_text())
     assert saved["model"]["dtype"] == "bfloat16"
     patch_cpu(monkeypatch, "AVX2", False)
-    from pipeline import config
+    from pipeline.run import config
 
     again = config.load(first.with_suffix(".yaml"), [f"output_dir={tmp_path / 'b'}"])
     [second] = generate.run(again, progress=False)

@@ -4,9 +4,9 @@ import pytest
 import torch
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from pipeline.prompts.attention import parse_attention, plain_text
-from pipeline.prompts.chunks import make_chunks
-from pipeline.text import encode_prompt, encode_texts
+from pipeline.text.attention import parse_attention, plain_text
+from pipeline.text.chunks import make_chunks
+from pipeline.text.encoding import encode_prompt, encode_texts
 
 # A1111's documented examples (its parse_prompt_attention docstring), then the rules the wiki states.
 PARSES = [
@@ -106,9 +106,10 @@ def test_break_starts_a_new_chunk(encoder):
 def test_negative_prompt_is_padded_with_empty_chunks(encoder):
     tokenizer, text_encoder = encoder
     text = encode_prompt(tokenizer, text_encoder, "q" * 100, "neg", 2, True, torch.device("cpu"), "a1111")
-    assert text.cond.shape == text.uncond.shape == (2, 154, 32)
-    torch.testing.assert_close(text.uncond[:1, :77], by_hand(tokenizer, text_encoder, tokenizer("neg").input_ids[1:-1]))
-    torch.testing.assert_close(text.uncond[:1, 77:], by_hand(tokenizer, text_encoder, []))
+    cond, uncond = text.cond["hidden_states"], text.uncond["hidden_states"]
+    assert cond.shape == uncond.shape == (2, 154, 32)
+    torch.testing.assert_close(uncond[:1, :77], by_hand(tokenizer, text_encoder, tokenizer("neg").input_ids[1:-1]))
+    torch.testing.assert_close(uncond[:1, 77:], by_hand(tokenizer, text_encoder, []))
 
 
 def test_clip_skip_equals_an_encoder_without_its_last_layer(encoder, tiny_model):
@@ -135,7 +136,7 @@ def test_compel_reads_a_plain_prompt_as_the_plain_path_and_weights_it(encoder):
 def test_a_run_with_emphasis_and_clip_skip_records_them(tiny_model, tmp_path):
     from PIL import Image
 
-    from pipeline import generate
+    from pipeline.run import generate
     from conftest import make_config
 
     cfg = make_config(tiny_model, tmp_path, prompt="a (red:1.3) circle BREAK [blue] sky", clip_skip=2, steps=2)

@@ -9,8 +9,10 @@ import pytest
 
 import bad_inputs
 from bad_inputs import Case
-from pipeline import cli, compare, compare_config, latent_tools
-from pipeline.tool_cli import run_tool
+from pipeline.cli import main as cli
+from pipeline.tools.compare import runner as compare, config as compare_config
+from pipeline.tools import latent_space as latent_tools
+from pipeline.cli.tools import run_tool
 
 CASES: list[Case] = [
     case

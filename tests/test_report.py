@@ -26,8 +26,8 @@ def test_a_comparisons_page_loads_every_picture_and_lists_every_cell(tiny_model,
 
 
 def test_a_jobs_page_lists_every_image_and_scores_world_captions(tiny_model, tmp_path):
-    from pipeline import jobs
-    from pipeline.jobs.run import run_job
+    from pipeline.tools import jobs
+    from pipeline.tools.jobs.run import run_job
 
     path = tmp_path / "job.yaml"
     path.write_text(f"model: {{path: {tiny_model}, dtype: float32, device: cpu}}\nsteps: 2\noutput_dir: {tmp_path / 'out'}\n"

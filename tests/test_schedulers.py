@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.errors import UserError
-from pipeline.schedulers import SCHEDULERS, make_scheduler, resolve
-from pipeline.tiny_model import sd_scheduler
+from pipeline.common.errors import UserError
+from pipeline.engine.schedulers import SCHEDULERS, make_scheduler, resolve
+from pipeline.lab.fixtures.tiny_model import sd_scheduler
 
 REQUIRED = ["pndm", "lms", "ddim", "euler", "euler_a", "heun", "dpm2", "dpm2_a", "dpmpp_2m", "dpmpp_2m_karras",
             "dpmpp_2m_sde", "dpmpp_sde", "unipc", "deis", "ddpm", "lcm"]

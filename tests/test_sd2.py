@@ -6,10 +6,10 @@ from diffusers import StableDiffusionPipeline
 from transformers import CLIPTextModel, CLIPTokenizer
 
 from conftest import generators, make_config, max_pixel_difference
-from pipeline import generate
-from pipeline.schedulers import make_scheduler
-from pipeline.text import encode_texts
-from pipeline.tiny_model import build_tiny_model
+from pipeline.run import generate
+from pipeline.engine.schedulers import make_scheduler
+from pipeline.text.encoding import encode_texts
+from pipeline.lab.fixtures.tiny_model import build_tiny_model
 
 
 @pytest.fixture(scope="module")

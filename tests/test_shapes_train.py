@@ -13,8 +13,8 @@ from PIL import Image
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from pipeline.errors import UserError
-from pipeline.shapes.train import main
+from pipeline.common.errors import UserError
+from pipeline.lab.shapes.train import main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = str(ROOT / "configs" / "train-tiny.yaml")
@@ -87,9 +87,9 @@ def test_config_typo_is_one_clear_error(tmp_path: Path, capsys) -> None:
 
 def test_recipe_precision_follows_inferences_rule(monkeypatch):
     """precision: auto autocasts to bfloat16 only where the CPU runs it natively (emulated it is ~100x slower) and
-    the recipe's UNet has the 20M parameters from which bfloat16 pays (pipeline/precision.py); below, float32."""
-    from pipeline import precision
-    from pipeline.shapes import train_config
+    the recipe's UNet has the 20M parameters from which bfloat16 pays (pipeline/models/precision.py); below, float32."""
+    from pipeline.models import precision
+    from pipeline.lab.shapes import train_config
 
     assert train_config.load_config("configs/train.yaml").precision == "auto"
     large = ["unet.block_out_channels=[320,640,1280]", "unet.cross_attention_levels=[true,true,true]",
@@ -108,9 +108,9 @@ def test_recipe_precision_follows_inferences_rule(monkeypatch):
 def test_loss_targets_and_weights_follow_the_prediction_type() -> None:
     from diffusers import DDPMScheduler
 
-    from pipeline.shapes.models import scheduler_config
-    from pipeline.shapes.train_config import UnetConfig
-    from pipeline.shapes.unet_train import min_snr_weights, step_gamma
+    from pipeline.lab.shapes.models import scheduler_config
+    from pipeline.lab.shapes.train_config import UnetConfig
+    from pipeline.lab.shapes.unet_train import min_snr_weights, step_gamma
 
     scheduler = DDPMScheduler.from_config(scheduler_config(0.012, "v_prediction"))
     t = torch.tensor([10, 500, 990])
@@ -132,9 +132,9 @@ def test_loss_targets_and_weights_follow_the_prediction_type() -> None:
 
 
 def test_inpaint_loss_can_weigh_the_kept_region() -> None:
-    from pipeline.shapes import train_config
-    from pipeline.shapes.inpaint_train import kept_region_weights
-    from pipeline.shapes.unet_train import weighted_error
+    from pipeline.lab.shapes import train_config
+    from pipeline.lab.shapes.inpaint_train import kept_region_weights
+    from pipeline.lab.shapes.unet_train import weighted_error
 
     mask = torch.zeros(2, 1, 4, 4)
     mask[:, :, :2] = 1  # the top half repainted
@@ -154,7 +154,7 @@ def test_inpaint_loss_can_weigh_the_kept_region() -> None:
 
 
 def test_inpaint_loss_can_weigh_the_repainted_cells_at_the_edge() -> None:
-    from pipeline.shapes.inpaint_train import kept_region_weights
+    from pipeline.lab.shapes.inpaint_train import kept_region_weights
 
     mask = torch.zeros(1, 1, 4, 4)
     mask[:, :, :2] = 1  # the top half repainted: row 1 touches the kept row 2

@@ -2,12 +2,23 @@
 
 import numpy as np
 
-from pipeline.shapes.captions import mislabelled, training_caption
-from pipeline.shapes.evaluate import nearest_colour, NAMES
-from pipeline.shapes.inpaint_eval import centre_mask, outside_change, seam_step
-from pipeline.shapes.inpaint_train import random_mask
-from pipeline.shapes.world import (COLOURS, POSITIONS, RELATIONS, SHAPES, SIZES, VARIATION, Shape, Variation,
-                                   make_scenes, render, shape_mask)
+from pipeline.lab.shapes.captions import mislabelled, training_caption
+from pipeline.lab.shapes.evaluate import nearest_colour, NAMES
+from pipeline.lab.shapes.inpaint_eval import centre_mask, outside_change, seam_step
+from pipeline.lab.shapes.inpaint_train import random_mask
+from pipeline.lab.shapes.world import (
+    COLOURS,
+    POSITIONS,
+    RELATIONS,
+    SHAPES,
+    SIZES,
+    VARIATION,
+    Shape,
+    Variation,
+    make_scenes,
+    render,
+    shape_mask,
+)
 
 
 def test_shades_jitter_but_stay_nearest_their_own_colour() -> None:
@@ -51,7 +62,7 @@ def test_mislabelled_captions_are_wrong_at_the_asked_rate() -> None:
 
 
 def test_swapped_captions_describe_another_scene_at_the_asked_rate() -> None:
-    from pipeline.shapes.unet_train import captioned_scene
+    from pipeline.lab.shapes.unet_train import captioned_scene
 
     scenes = make_scenes(3, 500, two_shape_share=0.3)
     rng = np.random.default_rng(0)

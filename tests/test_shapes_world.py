@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from transformers import CLIPTokenizer
 
-from pipeline.shapes.captions import describe, training_caption, words
-from pipeline.shapes.evaluate import PromptSpec, accuracy, colour_share, eval_specs, score_image
-from pipeline.shapes.vocab import save_tokenizer
-from pipeline.shapes.world import COLOURS, Scene, Shape, make_scenes, render
+from pipeline.lab.shapes.captions import describe, training_caption, words
+from pipeline.lab.shapes.evaluate import PromptSpec, accuracy, colour_share, eval_specs, score_image
+from pipeline.lab.shapes.vocab import save_tokenizer
+from pipeline.lab.shapes.world import COLOURS, Scene, Shape, make_scenes, render
 
 
 def test_same_seed_same_scenes_and_pixels() -> None:

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import config, generate
-from pipeline.shapes.examples import write_examples
-from pipeline.tiny_model import build_tiny_model
+from pipeline.run import config, generate
+from pipeline.lab.shapes.examples import write_examples
+from pipeline.lab.fixtures.tiny_model import build_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ["txt2img", "img2img", "inpaint", "outpaint", "depth2img"]
@@ -47,8 +47,8 @@ def test_example_inputs_are_what_the_script_draws(tmp_path):
 
 @pytest.mark.parametrize("overrides", [[], ["prompts=[]", "prompts_file=configs/prompts.jsonl"]])
 def test_the_example_job_runs(overrides, tiny_model, tmp_path, monkeypatch):
-    from pipeline import jobs
-    from pipeline.jobs.run import run_job
+    from pipeline.tools import jobs
+    from pipeline.tools.jobs.run import run_job
 
     monkeypatch.chdir(ROOT)
     cfg = jobs.load(ROOT / "configs" / "job.yaml", overrides + [f"model.path={tiny_model}", f"output_dir={tmp_path}",
@@ -59,7 +59,7 @@ def test_the_example_job_runs(overrides, tiny_model, tmp_path, monkeypatch):
 
 
 def test_the_example_xyz_comparison_is_valid(tiny_model, tmp_path, monkeypatch):
-    from pipeline import compare, compare_config
+    from pipeline.tools.compare import runner as compare, config as compare_config
 
     monkeypatch.chdir(ROOT)
     cfg = compare_config.load(ROOT / "configs" / "xyz.yaml", [f"model.path={tiny_model}", f"output_dir={tmp_path}"])

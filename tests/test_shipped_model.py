@@ -8,12 +8,12 @@ import pytest
 from omegaconf import OmegaConf
 from PIL import Image
 
-from pipeline import config, generate
-from pipeline.shapes.adherence import score_grammar, score_prompt_set
-from pipeline.shapes.evaluate import eval_specs
-from pipeline.shapes.grammar import grammar_prompts
-from pipeline.shapes.inpaint_eval import evaluate_inpaint
-from pipeline.text import warn_about_prompt
+from pipeline.run import config, generate
+from pipeline.lab.shapes.adherence import score_grammar, score_prompt_set
+from pipeline.lab.shapes.evaluate import eval_specs
+from pipeline.lab.shapes.grammar import grammar_prompts
+from pipeline.lab.shapes.inpaint_eval import evaluate_inpaint
+from pipeline.text.encoding import warn_about_prompt
 
 ROOT = Path(__file__).resolve().parents[1]
 FAMILY = [ROOT / "models" / name for name in ("tiny-shapes", "tiny-shapes-depth", "tiny-shapes-inpaint")]

@@ -14,13 +14,14 @@ from diffusers import UNet2DConditionModel
 from PIL import Image
 
 from conftest import make_config
-from pipeline import generate
-from pipeline.bench.runs import psnr
-from pipeline.components import inspect_model, load_components
-from pipeline.deepcache import full_pass, shallow_pass, with_deepcache
-from pipeline.errors import UserError
-from pipeline.performance import apply_performance
-from pipeline.tiny_model import build_tiny_model
+from pipeline.run import generate
+from pipeline.lab.bench.runs import psnr
+from pipeline.models.components import inspect_model, load_components
+from pipeline.models.unet_call import UNetCall
+from pipeline.speed.deepcache import full_pass, shallow_pass, with_deepcache
+from pipeline.common.errors import UserError
+from pipeline.speed.performance import apply_performance
+from pipeline.lab.fixtures.tiny_model import build_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,7 +70,8 @@ def test_off_values_give_the_plain_image_and_leave_the_unet_alone(tiny_model, tm
     off_cfg = make_config(tiny_model, tmp_path, steps=4, performance__deepcache_interval=1,
                           performance__deepcache_branch=1, performance__token_merging=0.0)
     components = loaded(tiny_model, off_cfg)
-    assert with_deepcache(components.unet, 1, 1) is components.unet
+    call = UNetCall(components.unet, off_cfg.guidance_scale)
+    assert with_deepcache(call, 1, 1) is call
     assert not any(type(m).__name__ == "ToMeBlock" for m in components.unet.modules())
     assert np.array_equal(images_of(components, off_cfg), images_of(loaded(tiny_model, plain_cfg), plain_cfg))
 
@@ -83,8 +85,9 @@ def test_shallow_pass_with_this_steps_feature_is_the_full_pass(tiny_model, inpai
         sample = torch.randn(2, unet.config.in_channels, 8, 8)
         context, t = torch.randn(2, 77, 32), torch.tensor(601)
         with torch.no_grad():
-            out, feature = full_pass(unet, branch, sample, t, context, None)
-            assert torch.equal(shallow_pass(unet, branch, feature, sample, t, context, None), out)
+            arguments = UNetCall(unet, 1.0).arguments(sample, {"hidden_states": context})
+            out, feature = full_pass(unet, branch, sample, t, arguments)
+            assert torch.equal(shallow_pass(unet, branch, feature, sample, t, arguments), out)
 
 
 @pytest.mark.parametrize("interval,branch", [(2, 0), (3, 0), (3, 1)])

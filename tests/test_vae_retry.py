@@ -12,7 +12,8 @@ import torch
 from PIL import Image
 
 from conftest import make_config
-from pipeline import compare, compare_config, generate
+from pipeline.tools.compare import runner as compare, config as compare_config
+from pipeline.run import generate
 
 PICTURE = str(Path(__file__).parents[1] / "configs" / "inputs" / "shapes-red-circle.png")
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline import cli
-from pipeline.tiny_model import build_tiny_model
+from pipeline.cli import main as cli
+from pipeline.lab.fixtures.tiny_model import build_tiny_model
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ extra_parts(cfg) -> names of optional model parts to load (optional; depth2img's
 
 from types import ModuleType
 
-from . import depth2img, img2img, inpaint, outpaint, txt2img
+from pipeline.variants import depth2img, img2img, inpaint, outpaint, txt2img
 
 VARIANTS: dict[str, ModuleType] = {
     "txt2img": txt2img,

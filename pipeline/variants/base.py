@@ -7,9 +7,9 @@ from typing import Any, Optional
 
 import torch
 
-from ..components import Components, ModelInfo
-from ..errors import UserError
-from ..inputs import read_image
+from pipeline.models.components import Components, ModelInfo
+from pipeline.common.errors import UserError
+from pipeline.common.inputs import read_image
 
 
 @dataclass

@@ -7,12 +7,19 @@ import logging
 
 import torch
 
-from ..components import ModelInfo
-from ..errors import UserError
-from ..inputs import fit, read_grayscale, read_image
-from ..loop import LoopSetup
-from .base import RunContext, check_strength, cut_timesteps, image_size, input_size, require_unet_channels
-from .img2img import load_image, noised_latents
+from pipeline.models.components import ModelInfo
+from pipeline.common.errors import UserError
+from pipeline.common.inputs import fit, read_grayscale, read_image
+from pipeline.engine.loop import LoopSetup
+from pipeline.variants.base import (
+    RunContext,
+    check_strength,
+    cut_timesteps,
+    image_size,
+    input_size,
+    require_unet_channels,
+)
+from pipeline.variants.img2img import load_image, noised_latents
 
 ESTIMATOR = ("depth_estimator", "feature_extractor")
 FLAT = 1e-5  # a map whose values differ by less than this share of their size is flat (bicubic rounding is ~1e-7)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from ..components import ModelInfo
-from ..inputs import fit, read_image
-from ..latents import encode, from_pil, initial_noise
-from ..loop import LoopSetup
-from .base import RunContext, check_strength, cut_timesteps, image_size, require_unet_channels
+from pipeline.models.components import ModelInfo
+from pipeline.common.inputs import fit, read_image
+from pipeline.engine.latents import encode, from_pil, initial_noise
+from pipeline.engine.loop import LoopSetup
+from pipeline.variants.base import RunContext, check_strength, cut_timesteps, image_size, require_unet_channels
 
 
 def check(cfg, info: ModelInfo) -> tuple[int, int]:

@@ -7,12 +7,19 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from ..components import ModelInfo
-from ..errors import UserError
-from ..inputs import fit, mask_array, read_image
-from ..latents import encode, from_pil, initial_noise, latent_mask
-from ..loop import LoopSetup
-from .base import RunContext, check_strength, cut_timesteps, image_size, input_size, require_unet_channels
+from pipeline.models.components import ModelInfo
+from pipeline.common.errors import UserError
+from pipeline.common.inputs import fit, mask_array, read_image
+from pipeline.engine.latents import encode, from_pil, initial_noise, latent_mask
+from pipeline.engine.loop import LoopSetup
+from pipeline.variants.base import (
+    RunContext,
+    check_strength,
+    cut_timesteps,
+    image_size,
+    input_size,
+    require_unet_channels,
+)
 
 
 def check(cfg, info: ModelInfo) -> tuple[int, int]:

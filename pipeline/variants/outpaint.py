@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from ..components import ModelInfo
-from ..errors import UserError
-from ..inputs import read_image
-from ..limits import MAX_SIDE
-from ..loop import LoopSetup
-from . import inpaint
-from .base import RunContext, check_own_size, check_strength, input_size, require_unet_channels
+from pipeline.models.components import ModelInfo
+from pipeline.common.errors import UserError
+from pipeline.common.inputs import read_image
+from pipeline.common.limits import MAX_SIDE
+from pipeline.engine.loop import LoopSetup
+from pipeline.variants import inpaint
+from pipeline.variants.base import RunContext, check_own_size, check_strength, input_size, require_unet_channels
 
 SIDES = ("left", "right", "top", "bottom")
 

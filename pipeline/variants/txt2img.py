@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from ..components import ModelInfo
-from ..config import Config
-from ..latents import initial_noise
-from ..loop import LoopSetup
-from .base import RunContext, require_unet_channels
+from pipeline.models.components import ModelInfo
+from pipeline.run.config import Config
+from pipeline.engine.latents import initial_noise
+from pipeline.engine.loop import LoopSetup
+from pipeline.variants.base import RunContext, require_unet_channels
 
 
 log = logging.getLogger("pipeline")

@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import save_file
 
 from bad_inputs import Case
-from pipeline.single_file.to_ldm import write_checkpoint
+from pipeline.lab.fixtures.to_ldm import write_checkpoint
 
 
 def _saved(tmp_path: Path, name: str, tensors: dict) -> Path:

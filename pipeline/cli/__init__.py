@@ -1,0 +1,1 @@
+"""The command line: one error and exit-code path for every script."""

@@ -1,0 +1,170 @@
+"""The scheduler registry: our names and AUTOMATIC1111's display names -> diffusers classes + overrides."""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from diffusers import (
+    DDIMScheduler,
+    DDPMScheduler,
+    DEISMultistepScheduler,
+    DPMSolverMultistepScheduler,
+    DPMSolverSDEScheduler,
+    EulerAncestralDiscreteScheduler,
+    EulerDiscreteScheduler,
+    HeunDiscreteScheduler,
+    KDPM2AncestralDiscreteScheduler,
+    KDPM2DiscreteScheduler,
+    LCMScheduler,
+    LMSDiscreteScheduler,
+    PNDMScheduler,
+    UniPCMultistepScheduler,
+)
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+
+from pipeline.common.errors import UserError, reason
+from pipeline.common.limits import MAX_STEPS
+from pipeline.common.quiet import quiet_libraries
+
+KARRAS = {"use_karras_sigmas": True}
+# Scheduler options that size an allocation when the scheduler is built or stepped: their upper bounds.
+OPTION_LIMITS = {"num_train_timesteps": 10_000, "original_inference_steps": MAX_STEPS, "solver_order": 8}
+SDE = {"algorithm_type": "sde-dpmsolver++"}
+
+
+@dataclass(frozen=True)
+class SchedulerSpec:
+    """A diffusers scheduler class, the config overrides that make it this sampler, and its A1111 label."""
+
+    cls: type[SchedulerMixin]
+    label: str
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+
+SCHEDULERS: dict[str, SchedulerSpec] = {
+    "pndm": SchedulerSpec(PNDMScheduler, "PLMS"),
+    "lms": SchedulerSpec(LMSDiscreteScheduler, "LMS"),
+    "lms_karras": SchedulerSpec(LMSDiscreteScheduler, "LMS Karras", KARRAS),
+    "ddim": SchedulerSpec(DDIMScheduler, "DDIM"),
+    "ddpm": SchedulerSpec(DDPMScheduler, "DDPM"),
+    "euler": SchedulerSpec(EulerDiscreteScheduler, "Euler"),
+    "euler_a": SchedulerSpec(EulerAncestralDiscreteScheduler, "Euler a"),
+    "heun": SchedulerSpec(HeunDiscreteScheduler, "Heun"),
+    "dpm2": SchedulerSpec(KDPM2DiscreteScheduler, "DPM2"),
+    "dpm2_karras": SchedulerSpec(KDPM2DiscreteScheduler, "DPM2 Karras", KARRAS),
+    "dpm2_a": SchedulerSpec(KDPM2AncestralDiscreteScheduler, "DPM2 a"),
+    "dpm2_a_karras": SchedulerSpec(KDPM2AncestralDiscreteScheduler, "DPM2 a Karras", KARRAS),
+    "dpmpp_2m": SchedulerSpec(DPMSolverMultistepScheduler, "DPM++ 2M"),
+    "dpmpp_2m_karras": SchedulerSpec(DPMSolverMultistepScheduler, "DPM++ 2M Karras", KARRAS),
+    "dpmpp_2m_sde": SchedulerSpec(DPMSolverMultistepScheduler, "DPM++ 2M SDE", SDE),
+    "dpmpp_2m_sde_karras": SchedulerSpec(DPMSolverMultistepScheduler, "DPM++ 2M SDE Karras", {**SDE, **KARRAS}),
+    "dpmpp_sde": SchedulerSpec(DPMSolverSDEScheduler, "DPM++ SDE"),
+    "dpmpp_sde_karras": SchedulerSpec(DPMSolverSDEScheduler, "DPM++ SDE Karras", KARRAS),
+    "unipc": SchedulerSpec(UniPCMultistepScheduler, "UniPC"),
+    "deis": SchedulerSpec(DEISMultistepScheduler, "DEIS"),
+    "lcm": SchedulerSpec(LCMScheduler, "LCM"),
+}
+
+
+def _normalise(name: str) -> str:
+    """Fold case, spaces, dashes and '+' so 'DPM++ 2M Karras' and 'dpmpp-2m-karras' meet."""
+    return name.strip().lower().replace("++", "pp").replace("+", "p").replace(" ", "_").replace("-", "_")
+
+
+ALIASES: dict[str, str] = {_normalise(spec.label): key for key, spec in SCHEDULERS.items()}
+ALIASES.update({key: key for key in SCHEDULERS})
+
+
+def resolve(name: str) -> str:
+    """The registry key for a name or A1111 display name, or a UserError listing the known ones."""
+    key = ALIASES.get(_normalise(str(name)))
+    if key is None:
+        raise UserError(f"scheduler.name must be one of {', '.join(SCHEDULERS)}; got '{name}'.")
+    return key
+
+
+def check_options(name: str, options: Mapping[str, Any]) -> None:
+    """Refuse option keys the scheduler class does not take (diffusers would ignore a typo silently), and NaN or inf."""
+    spec = SCHEDULERS[resolve(name)]
+    known = set(inspect.signature(spec.cls.__init__).parameters) - {"self"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise UserError(
+            f"scheduler.options has keys {spec.cls.__name__} does not take: {', '.join(unknown)} "
+            f"(known: {', '.join(sorted(known))})."
+        )
+    for key, value in options.items():
+        if not _finite(value):
+            raise UserError(f"scheduler.options.{key} must hold finite numbers only; got {value!r}.")
+    for key, limit in OPTION_LIMITS.items():
+        value = options.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and not 1 <= value <= limit:
+            raise UserError(f"scheduler.options.{key} must be an integer from 1 to {limit}; got {value}.")
+
+
+def _finite(value: Any) -> bool:
+    """False when a number in the value (a float, or one inside a list or mapping) is NaN or inf."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, (list, tuple)):
+        return all(_finite(v) for v in value)
+    if isinstance(value, Mapping):
+        return all(_finite(v) for v in value.values())
+    return True
+
+
+def check_runnable(name: str, base_config: Mapping[str, Any], options: Mapping[str, Any], steps: int) -> None:
+    """Build the scheduler and set its timesteps (no weights, milliseconds): bad option values and step counts
+    it cannot make become one sentence before any weights load."""
+    cls = SCHEDULERS[resolve(name)].cls.__name__
+    shown = ", ".join(f"{k}={v}" for k, v in options.items()) or "none"
+    try:
+        with quiet_libraries():
+            scheduler = make_scheduler(name, base_config, options, [0])
+    except Exception as err:  # diffusers raises ValueError, NotImplementedError, TypeError... for a bad value
+        raise UserError(f"scheduler.options ({shown}) are refused by {cls} ({reason(err)}).") from None
+    trained = scheduler.config.num_train_timesteps
+    if steps > trained:
+        raise UserError(f"steps must be at most {trained} for this scheduler (its num_train_timesteps); got {steps}.")
+    try:
+        scheduler.set_timesteps(steps)
+    except Exception as err:
+        raise UserError(f"{cls} cannot make steps={steps} with scheduler.options ({shown}) ({reason(err)}).") from None
+    latest = int(max(scheduler.timesteps))
+    if latest > trained - 1:  # e.g. steps=1000 with steps_offset=1 and 'leading' spacing asks for timestep 1000
+        raise UserError(f"steps={steps} with scheduler.options ({shown}) makes {cls} start at timestep {latest}, past "
+                        f"the last trained one ({trained - 1}); lower steps or steps_offset, or set "
+                        f"scheduler.options.timestep_spacing=trailing.")
+
+
+def scheduler_options(name: str, options: Mapping[str, Any], seeds: list[int]) -> dict[str, Any]:
+    """The full set of config overrides for a run: the registry's, then the user's, then per-image seeds."""
+    spec = SCHEDULERS[resolve(name)]
+    merged = {**spec.overrides, **dict(options)}
+    if "noise_sampler_seed" in inspect.signature(spec.cls.__init__).parameters:
+        merged.setdefault("noise_sampler_seed", list(seeds))
+    return merged
+
+
+def make_scheduler(name: str, base_config: Mapping[str, Any], options: Mapping[str, Any], seeds: list[int]):
+    """A fresh scheduler for one run (they are stateful), built from the model's scheduler config."""
+    spec = SCHEDULERS[resolve(name)]
+    return spec.cls.from_config(base_config, **scheduler_options(name, options, seeds))
+
+
+def step_kwargs(scheduler, generators: list) -> dict[str, Any]:
+    """The per-image generators for schedulers whose step draws noise (ancestral, SDE), as diffusers passes them."""
+    params = inspect.signature(scheduler.step).parameters
+    return {"generator": generators} if "generator" in params else {}
+
+
+def describe() -> str:
+    """One line per registered scheduler: key, A1111 label, class and overrides."""
+    rows = []
+    for key, spec in SCHEDULERS.items():
+        extra = ", ".join(f"{k}={v}" for k, v in spec.overrides.items())
+        rows.append(f"{key:<20} {spec.label:<20} {spec.cls.__name__}" + (f" ({extra})" if extra else ""))
+    return "\n".join(rows)

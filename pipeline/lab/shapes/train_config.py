@@ -1,0 +1,199 @@
+"""The training recipe's config: dataclass schema <- YAML file <- key=value overrides (struct)."""
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from pipeline.run import config
+from pipeline.common.errors import UserError
+from pipeline.models.precision import DTYPES, DtypeChoice, choose_dtype
+from pipeline.lab.shapes.world import Variation
+
+
+@dataclass
+class VaeConfig:
+    """AutoencoderKL shape and its training (scenes rendered fresh every step)."""
+
+    block_out_channels: list[int] = field(default_factory=lambda: [16, 32, 64, 64])
+    layers_per_block: int = 1
+    norm_num_groups: int = 8
+    latent_channels: int = 4
+    batch_size: int = 32
+    steps: int = 2000
+    lr: float = 1e-3
+    kl_weight: float = 1e-6
+    edge_weight: float = 1.0
+    checkpoint_every: int = 200
+
+
+@dataclass
+class LatentConfig:
+    """The cached latent dataset the UNet trains on."""
+
+    scenes: int = 30000
+    batch_size: int = 250
+
+
+@dataclass
+class TextConfig:
+    """CLIPTextModel shape (trained jointly with the UNet)."""
+
+    hidden_size: int = 64
+    layers: int = 2
+    heads: int = 4
+    intermediate_size: int = 256
+
+
+@dataclass
+class UnetConfig:
+    """UNet2DConditionModel shape and the joint UNet + text encoder training."""
+
+    block_out_channels: list[int] = field(default_factory=lambda: [64, 128])
+    cross_attention_levels: list[bool] = field(default_factory=lambda: [False, True])
+    layers_per_block: int = 2
+    attention_heads: int = 8
+    norm_num_groups: int = 32
+    batch_size: int = 128
+    steps: int = 5000
+    lr: float = 1e-3
+    warmup_steps: int = 200
+    ema_decay: float = 0.999
+    min_snr_gamma: float = 5.0
+    snr_floor: float = 0.0  # added to min(SNR, gamma), the clean-image error's weight (0: Hang et al.'s min-SNR)
+    min_snr_until: int = 0  # from this UNet step on (and in the siblings) the plain loss; 0: min-SNR throughout
+    caption_drop: float = 0.3
+    caption_empty: float = 0.1
+    mislabel: float = 0.0
+    caption_swap: float = 0.0  # chance that a caption describes another scene than its image's
+    checkpoint_every: int = 250
+    eval_every: int = 1000
+
+
+@dataclass
+class WorldConfig:
+    """What a scene may vary beyond its caption (pipeline.lab.shapes.world.Variation)."""
+
+    position_jitter: float = 4.0
+    radius_jitter: float = 1.5
+    shade_jitter: int = 20
+    apart: bool = True
+
+
+@dataclass
+class EvalConfig:
+    """Sampling settings for the adherence scores."""
+
+    steps: int = 25
+    guidance: float = 7.5
+    seeds_during: int = 1
+    seeds_final: int = 3
+
+
+@dataclass
+class DepthConfig:
+    """The depth model: the trained UNet plus a depth input channel, fine-tuned on the world's depth maps."""
+
+    export_dir: str = "models/tiny-shapes-depth"
+    batch_size: int = 64
+    steps: int = 800
+    lr: float = 2e-4
+    warmup_steps: int = 50
+    checkpoint_every: int = 200
+
+
+@dataclass
+class InpaintConfig(DepthConfig):
+    """The inpainting model: the trained UNet plus mask and masked-image channels, fine-tuned on random masks
+    (the depth stage's settings, its own defaults, and the share of masks covering the whole image)."""
+
+    export_dir: str = "models/tiny-shapes-inpaint"
+    steps: int = 1200
+    full_mask_share: float = 0.25
+    kept_weight: float = 1.0  # the loss's weight on latent pixels outside the mask (inside: 1)
+    edge_weight: float = 1.0  # ... and on those inside it next to a kept one
+
+
+@dataclass
+class TrainConfig:
+    """The whole recipe: VAE -> cached latents -> UNet + text encoder -> diffusers folder."""
+
+    run_dir: str = "runs/tiny-shapes"
+    export_dir: str = "models/tiny-shapes"
+    seed: int = 0
+    threads: int = 2
+    precision: str = "auto"  # auto: inference's rule for the recipe's UNet (bfloat16 only if native and >= 20M)
+    export_dtype: str = "float32"  # the exported UNets and VAE (float16 halves the family); loading casts them
+    two_shape_share: float = 0.25
+    beta_end: float = 0.012  # the noise schedule's last beta (scaled_linear from 0.00085, as SD 1.x)
+    prediction_type: str = "epsilon"  # or v_prediction (as SD 2.x 768): what the UNet learns to predict
+    until: str = "export"
+    world: WorldConfig = field(default_factory=WorldConfig)
+    vae: VaeConfig = field(default_factory=VaeConfig)
+    latents: LatentConfig = field(default_factory=LatentConfig)
+    text: TextConfig = field(default_factory=TextConfig)
+    unet: UnetConfig = field(default_factory=UnetConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    depth: DepthConfig = field(default_factory=DepthConfig)
+    inpaint: InpaintConfig = field(default_factory=InpaintConfig)
+
+    @property
+    def scheduler(self) -> dict[str, object]:
+        """The scheduler config this recipe trains with and exports: SD 1.x's with its beta_end and prediction_type."""
+        from pipeline.lab.shapes.models import scheduler_config  # models imports this module's dataclasses
+
+        return scheduler_config(self.beta_end, self.prediction_type)
+
+    @property
+    def variation(self) -> Variation:
+        """The world's variation this recipe trains on."""
+        world = self.world
+        return Variation(world.position_jitter, world.radius_jitter, world.shade_jitter, world.apart)
+
+    @cached_property
+    def autocast(self) -> DtypeChoice:
+        """The stages' precision. 'auto' applies inference's rule (pipeline/models/precision.py) to the recipe's UNet:
+        bfloat16 autocast only where the CPU runs it natively (emulated, on an AVX2-only CPU, it is ~100x slower)
+        and the UNet is large enough to gain from it; below that float32, measured faster even with native
+        bfloat16 (docs/shapes-model.md), and the same numerics on every CPU."""
+        if self.precision != "auto":
+            return DtypeChoice(DTYPES[self.precision], "set in the recipe", auto=False)
+        from pipeline.lab.shapes.models import build_unet  # models imports this module's dataclasses
+
+        with torch.device("meta"):
+            unet = build_unet(self.unet, self.vae, self.text)
+        return choose_dtype("auto", torch.device("cpu"), dict(unet.config))
+
+    @property
+    def bf16(self) -> bool:
+        """Whether the stages autocast to bfloat16."""
+        return self.autocast.dtype == torch.bfloat16
+
+
+STAGES = ("vae", "latents", "unet", "export", "depth", "inpaint")
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    """Schema <- YAML file <- key=value overrides, strict as every config here (pipeline.run.config.load)."""
+    merged = config.load(path, overrides or [], schema=TrainConfig)
+    recipe: TrainConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    if recipe.precision not in PRECISIONS:
+        raise UserError(f"precision must be one of {', '.join(PRECISIONS)}; got '{recipe.precision}'.")
+    if recipe.export_dtype not in ("float32", "float16"):
+        raise UserError(f"export_dtype must be float32 or float16; got '{recipe.export_dtype}'.")
+    if recipe.prediction_type not in ("epsilon", "v_prediction"):
+        raise UserError(f"prediction_type must be epsilon or v_prediction; got '{recipe.prediction_type}'.")
+    if recipe.until not in STAGES:
+        raise UserError(f"until must be one of {', '.join(STAGES)}; got '{recipe.until}'.")
+    for key in ("kept_weight", "edge_weight"):
+        if getattr(recipe.inpaint, key) <= 0:
+            raise UserError(f"inpaint.{key} must be above 0; got {getattr(recipe.inpaint, key)}.")
+    for key in ("caption_drop", "caption_empty", "mislabel", "caption_swap"):
+        if not 0 <= getattr(recipe.unet, key) <= 1:
+            raise UserError(f"unet.{key} must be a chance from 0 to 1; got {getattr(recipe.unet, key)}.")
+    if len(recipe.unet.cross_attention_levels) != len(recipe.unet.block_out_channels):
+        raise UserError("unet.cross_attention_levels must have one entry per unet.block_out_channels.")
+    return recipe

@@ -1,0 +1,1 @@
+"""Models: components with named parts, single-file checkpoints, weight checks, precision, add-ons (LoRA, embeddings)."""

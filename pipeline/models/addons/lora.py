@@ -1,0 +1,120 @@
+"""LoRA files (kohya / A1111 and diffusers / peft formats) applied to separately loaded parts through diffusers'
+own LoRA loaders and peft: checked on meta-device copies before any weights load, then loaded for real."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import init_empty_weights
+from diffusers import UNet2DConditionModel
+from diffusers.loaders import StableDiffusionLoraLoaderMixin as LoraLoader
+from diffusers.loaders.lora_base import set_adapters_for_text_encoder
+from transformers import CLIPTextConfig, CLIPTextModel
+
+from pipeline.common.errors import UserError, first_line
+from pipeline.common.file_checks import check_file, quietly
+
+SUFFIXES = (".safetensors", ".pt", ".ckpt", ".bin")
+
+
+@dataclass
+class Lora:
+    """One LoRA to apply: its adapter name, file, weight and the state dict read (and checked) before loading."""
+
+    name: str
+    path: Path
+    weight: float
+    state_dict: dict[str, torch.Tensor]
+    alphas: Any
+    metadata: Any
+
+
+def find_in_dir(name: str, lora_dir: str) -> Path:
+    """The file a `<lora:name:...>` tag names: lora_dir/name with a known suffix (A1111's lookup by file name). A
+    name is a file name only: a path separator, '..' or an absolute path would reach outside lora_dir."""
+    if "/" in name or "\\" in name or name in (".", "..") or Path(name).is_absolute():
+        raise UserError(f"prompt tag <lora:{name}> must name a file of lora_dir by its name alone, without folders, "
+                        "'..' or an absolute path; list a LoRA from elsewhere under loras: instead.")
+    for suffix in SUFFIXES:
+        path = Path(lora_dir) / f"{name}{suffix}"
+        if path.is_file():
+            return path
+    raise UserError(f"prompt tag <lora:{name}> names no file in lora_dir {lora_dir} "
+                    f"(looked for {name} with {', '.join(SUFFIXES)}).")
+
+
+def read_lora(path: Path, key: str, allow_pickle: bool) -> tuple[dict, Any, Any]:
+    """A LoRA file's state dict in diffusers' layout (kohya keys converted by diffusers), or one sentence why not."""
+    check_file(path, key, SUFFIXES, allow_pickle)
+    try:
+        with quietly():
+            state, alphas, metadata = LoraLoader.lora_state_dict(
+                str(path), return_lora_metadata=True, use_safetensors=path.suffix == ".safetensors")
+    except Exception as err:  # the loaders raise many types for a file that is not a LoRA
+        raise UserError(f"{key} {path} is not a LoRA file diffusers can read ({first_line(err)}).") from None
+    if not state or not all("lora" in k for k in state):
+        first = next(iter(state), "")
+        raise UserError(f"{key} {path} is not a LoRA file: its keys are not LoRA weights (first: {first}).")
+    return state, alphas, metadata
+
+
+def _inject(loras: list[Lora], unet, text_encoder) -> None:
+    """Each LoRA into the UNet and text encoder with diffusers' loaders, as pipe.load_lora_weights does."""
+    for lora in loras:
+        for_unet, for_text = dict(lora.state_dict), dict(lora.state_dict)  # the loaders pop from what they get
+        LoraLoader.load_lora_into_unet(for_unet, lora.alphas, unet, adapter_name=lora.name, metadata=lora.metadata)
+        LoraLoader.load_lora_into_text_encoder(for_text, lora.alphas, text_encoder, adapter_name=lora.name,
+                                               metadata=lora.metadata)
+
+
+def _adapters(module) -> set[str]:
+    """Names of the LoRA adapters peft put into a module tree."""
+    return {name for m in module.modules() for name in getattr(m, "lora_A", {})}
+
+
+def check_fit(loras: list[Lora], unet_config: dict, text_config: dict) -> None:
+    """Inject every LoRA into meta-device copies of the UNet and text encoder (no memory, no weights): a LoRA whose
+    keys fit no module, or fit with the wrong shapes, is refused here, before the real parts load."""
+    with init_empty_weights(), quietly():
+        unet = UNet2DConditionModel.from_config(unet_config)
+        text_encoder = CLIPTextModel(CLIPTextConfig.from_dict(text_config))
+        for lora in loras:
+            try:
+                _inject([lora], unet, text_encoder)
+            except Exception as err:
+                raise UserError(f"LoRA {lora.path} does not fit this model's UNet and text encoder "
+                                f"({first_line(err)}).") from None
+            if lora.name not in _adapters(unet) | _adapters(text_encoder):
+                raise UserError(f"LoRA {lora.path}: none of its keys fit a module of this model's UNet or text "
+                                f"encoder (first key: {next(iter(lora.state_dict))}).")
+
+
+def apply_loras(loras: list[Lora], unet, text_encoder) -> None:
+    """Load the LoRAs into the real parts and set each one's weight (pipe.set_adapters' split per part)."""
+    if not loras:
+        return
+    with quietly():
+        _inject(loras, unet, text_encoder)
+    in_unet, in_text = _adapters(unet), _adapters(text_encoder)
+    unet_loras = [lora for lora in loras if lora.name in in_unet]
+    text_loras = [lora for lora in loras if lora.name in in_text]
+    if unet_loras:
+        unet.set_adapters([lora.name for lora in unet_loras], [lora.weight for lora in unet_loras])
+    if text_loras:
+        set_adapters_for_text_encoder([lora.name for lora in text_loras], text_encoder,
+                                      [lora.weight for lora in text_loras])
+
+
+@functools.lru_cache(maxsize=64)
+def addnet_hash(path: str) -> str:
+    """A1111's short LoRA hash: sha256 of a safetensors file's tensor bytes (after its header), first 12 hex digits;
+    for other files, of the whole file. Read once per run and file."""
+    data = Path(path).read_bytes()
+    if path.endswith(".safetensors") and len(data) >= 8:
+        data = data[8 + int.from_bytes(data[:8], "little"):]
+    return hashlib.sha256(data).hexdigest()[:12]

@@ -1,0 +1,240 @@
+"""The config schema and its loader: defaults <- base.yaml <- task YAML <- command-line key=value."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from pipeline.common import yaml_guard
+from pipeline.common.errors import UserError
+from pipeline.common.literal import literal, text_in_section
+from pipeline.common.seeds import settle_seed
+
+
+@dataclass
+class ModelConfig:
+    """Where the weights come from and how they are placed."""
+
+    path: str = "models/tiny-shapes"
+    device: str = "auto"
+    dtype: str = "auto"
+    allow_pickle: bool = False
+    config: str = ""  # a single-file checkpoint's configs: sd1 | sd2 | sd2-base | a folder ("" = from its keys)
+
+
+@dataclass
+class SchedulerConfig:
+    """A registry name (or A1111 display name) and overrides for the scheduler's config."""
+
+    name: str = "ddim"
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PerformanceConfig:
+    """Speed and memory options; each is measured in docs/benchmarks.md."""
+
+    attention_slicing: bool = False
+    channels_last: bool = False
+    compile: bool = False
+    vae_tiling: bool = False
+    vae_slicing: bool = False
+    cpu_offload: bool = False
+    guidance_cutoff: float = 1.0
+    deepcache_interval: int = 1
+    deepcache_branch: int = 0
+    token_merging: float = 0.0
+
+
+@dataclass
+class LoraEntry:
+    """A LoRA file and its weight (0 = the base model's image)."""
+
+    path: str = ""
+    weight: float = 1.0
+
+
+@dataclass
+class OutpaintConfig:
+    """Pixels to add on each side of the image before inpainting the new border."""
+
+    left: int = 0
+    right: int = 0
+    top: int = 0
+    bottom: int = 0
+
+
+@dataclass
+class Config:
+    """Every key a generation run reads; see the README's config table."""
+
+    task: str = "txt2img"
+    model: ModelConfig = field(default_factory=ModelConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    prompt: str = ""
+    negative_prompt: str = ""
+    prompt_syntax: str = "a1111"
+    clip_skip: int = 1
+    loras: list[LoraEntry] = field(default_factory=list)
+    lora_dir: str = "models/loras"
+    embeddings: list[str] = field(default_factory=list)
+    embeddings_dir: str = "models/embeddings"
+    steps: int = 50
+    guidance_scale: float = 7.5
+    guidance_rescale: float = 0.0
+    height: Optional[int] = None
+    width: Optional[int] = None
+    seed: int = 0
+    num_images: int = 1
+    batch_size: int = 1
+    output_dir: str = "outputs"
+    image: Optional[str] = None
+    mask: Optional[str] = None
+    strength: float = 0.8
+    depth_map: Optional[str] = None
+    mask_blur: int = 0
+    keep_unmasked: bool = False
+    blend_known: bool = False  # 9-channel inpainting UNets too get the kept latents blended back (A1111, ComfyUI)
+    outpaint: OutpaintConfig = field(default_factory=OutpaintConfig)
+    performance: PerformanceConfig = field(default_factory=PerformanceConfig)
+
+
+BASE_NAME = "base.yaml"
+OPEN_MAPPINGS = ("scheduler.options",)  # free-form mappings inside the strict schema
+_RESOLVING = re.compile(r"^While dereferencing interpolation '.*?': (?=Value )")  # our escaped text, not the user's
+
+
+def _read_yaml(path: Path) -> dict:
+    """Read one YAML mapping (UTF-8 or UTF-16 text) with yaml.safe_load semantics, or say why it cannot be read."""
+    if path.is_dir():
+        raise UserError(f"config file {path} is a directory, not a YAML file.")
+    if not path.exists():
+        raise UserError(f"config file {path} does not exist.")
+    if not path.is_file():
+        raise UserError(f"config file {path} is not a regular file (a YAML file is needed).")
+    try:
+        data = yaml_guard.load_file(path, f"config file {path}")
+    except OSError as err:
+        raise UserError(f"config file {path} cannot be read ({err.strerror or type(err).__name__}).") from None
+    except yaml.reader.ReaderError as err:
+        if err.encoding == "unicode":  # decoded, but holding a character YAML does not allow
+            what = f"character {err.position} is U+{err.character:04X}"
+        else:
+            what = f"byte {err.position} is not {err.encoding.upper()}"
+        raise UserError(f"config file {path} is not a text YAML file ({what}).") from None
+    except yaml.YAMLError as err:
+        raise UserError(f"config file {path} is not valid YAML ({str(err).splitlines()[0]}).") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a mapping of keys, not a {type(data).__name__}.")
+    return data
+
+
+def _describe(err: OmegaConfBaseException) -> str:
+    """Turn an OmegaConf error into 'key: reason' without its multi-line context."""
+    key = getattr(err, "full_key", None) or getattr(err, "key", None)
+    reason = _RESOLVING.sub("", str(err).splitlines()[0])
+    if type(err).__name__ == "ConfigKeyError":
+        return f"unknown key '{key}'"
+    return f"key '{key}': {reason}" if key else reason
+
+
+def _check_open_mappings(data: dict, source: str) -> None:
+    """A free-form mapping (scheduler.options) given as a list: OmegaConf would raise a bare TypeError."""
+    for key in OPEN_MAPPINGS:
+        node: Any = data
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, list):
+            raise UserError(f"{source}: {key} must be a mapping of names to values, e.g. "
+                            f"{{timestep_spacing: trailing}}; got the list {node!r}.")
+
+
+def merge(cfg: DictConfig, data: dict, source: str) -> DictConfig:
+    """Merge a mapping into the config, naming the source when a key or type is wrong; text is never interpolated."""
+    _check_open_mappings(data, source)
+    misplaced = text_in_section(data, OmegaConf.get_type(cfg))
+    if misplaced:
+        key, kind, text = misplaced
+        raise UserError(f"{source}: key '{key}' must be a {kind}; got the text {text!r}.")
+    try:
+        merged = OmegaConf.merge(cfg, OmegaConf.create(literal(data)))
+        OmegaConf.to_container(merged, resolve=True)  # text given for a number or a switch fails here, naming its key
+        return merged
+    except OmegaConfBaseException as err:
+        raise UserError(f"{source}: {_describe(err).rstrip('.')}.") from None
+
+
+def _field_type(key: str, schema: type) -> Any:
+    """The declared type of a dotted key in the schema, or None when the key is not declared."""
+    cls: Any = schema
+    hint: Any = None
+    for part in key.split("."):
+        if not dataclasses.is_dataclass(cls):
+            return None
+        hints = typing.get_type_hints(cls)
+        if part not in hints:
+            return None
+        hint = cls = hints[part]
+    return hint
+
+
+def parse_override(item: str, schema: type = Config) -> tuple[str, Any]:
+    """Split 'key=value'; the value is read as YAML except for string keys, which keep the raw text."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise UserError(f"command-line override '{item}' must have the form key=value.")
+    kind = _field_type(key, schema)
+    if kind is Optional[str] and raw in ("null", "~"):
+        return key, None
+    if kind in (str, Optional[str]):
+        return key, raw
+    try:
+        shown = item if len(item) <= 60 else f"{item[:57]}..."
+        return key, yaml_guard.load(raw, f"command-line override '{shown}'") if raw != "" else None
+    except yaml.YAMLError:
+        return key, raw
+
+
+def _nest(key: str, value: Any) -> dict:
+    """Turn a dotted key and value into a nested mapping."""
+    node: Any = value
+    for part in reversed(key.split(".")):
+        node = {part: node}
+    return node
+
+
+def load(path: str | Path | None, overrides: list[str] = (), schema: type = Config, settle: bool = True) -> DictConfig:
+    """Build a config: schema defaults, then base.yaml beside the file (for the run schema), the file, overrides;
+    a negative seed becomes a random one unless `settle` is False (a job refuses it: it could not resume)."""
+    cfg = OmegaConf.structured(schema)
+    OmegaConf.set_struct(cfg, True)
+    for key in OPEN_MAPPINGS:
+        node = OmegaConf.select(cfg, key)
+        if node is not None:
+            OmegaConf.set_struct(node, False)
+    if path is not None:
+        path = Path(path)
+        base = path.parent / BASE_NAME
+        if issubclass(schema, Config) and base.is_file() and base.resolve() != path.resolve():
+            cfg = merge(cfg, _read_yaml(base), str(base))
+        cfg = merge(cfg, _read_yaml(path), str(path))
+    for item in overrides:
+        key, value = parse_override(item, schema)
+        cfg = merge(cfg, _nest(key, value), f"command-line override '{item}'")
+    return settle_seed(cfg) if issubclass(schema, Config) and settle else cfg
+
+
+def to_yaml(cfg: DictConfig) -> str:
+    """The resolved config as YAML text, as saved beside every output."""
+    return OmegaConf.to_yaml(cfg, resolve=True)

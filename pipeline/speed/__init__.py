@@ -1,0 +1,1 @@
+"""Speed: DeepCache, token merging and the performance options, applied around the model call."""

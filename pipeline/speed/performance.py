@@ -1,0 +1,77 @@
+"""Speed and memory options (config `performance:`), applied to loaded components; measured in docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+from diffusers import UNet2DConditionModel
+from diffusers.models.attention_processor import AttnProcessor2_0
+
+from pipeline.models.components import Components
+from pipeline.common.errors import UserError
+from pipeline.speed.token_merging import MAX_RATIO, apply_token_merging
+
+UNET_DEFAULT_BLOCKS = inspect.signature(UNet2DConditionModel).parameters["down_block_types"].default
+
+
+def check_performance(perf, device: torch.device) -> None:
+    """Refuse option values that cannot work, before any weights load."""
+    if not 0 <= perf.guidance_cutoff <= 1:
+        raise UserError(f"performance.guidance_cutoff must be a fraction in [0, 1]; got {perf.guidance_cutoff}.")
+    if perf.cpu_offload and device.type != "cuda":
+        raise UserError(f"performance.cpu_offload needs model.device cuda; the run's device is {device.type}.")
+    if perf.deepcache_interval < 1:
+        raise UserError(f"performance.deepcache_interval must be an integer >= 1; got {perf.deepcache_interval}.")
+    if perf.deepcache_branch < 0:
+        raise UserError(f"performance.deepcache_branch must be an integer >= 0; got {perf.deepcache_branch}.")
+    if perf.deepcache_interval > 1 and perf.compile:
+        raise UserError("performance.deepcache_interval > 1 cannot be combined with performance.compile "
+                        "(its cached steps call the UNet's blocks one by one); turn one of them off.")
+    if not 0 <= perf.token_merging <= MAX_RATIO:
+        raise UserError(f"performance.token_merging must be a ratio in [0, {MAX_RATIO}]; got {perf.token_merging}.")
+
+
+def check_model_fits(perf, unet_config: dict) -> None:
+    """Refuse a DeepCache branch the model's UNet does not have, from its config alone."""
+    blocks = len(unet_config.get("down_block_types", UNET_DEFAULT_BLOCKS))
+    if perf.deepcache_interval > 1 and perf.deepcache_branch >= blocks:
+        raise UserError(f"performance.deepcache_branch must be below {blocks}, the UNet's number of down blocks; "
+                        f"got {perf.deepcache_branch}.")
+
+
+def apply_performance(components: Components, perf) -> None:
+    """SDPA attention always; then the opt-in slicing, channels_last, token merging, VAE tiling/slicing, offload
+    and compile (DeepCache is applied per batch by generate_images)."""
+    components.unet.set_attn_processor(AttnProcessor2_0())
+    components.vae.set_attn_processor(AttnProcessor2_0())
+    if perf.attention_slicing:
+        components.unet.set_attention_slice("auto")
+    if perf.channels_last:
+        components.unet.to(memory_format=torch.channels_last)
+    if perf.token_merging > 0:
+        apply_token_merging(components.unet, perf.token_merging)
+    if perf.vae_tiling:
+        components.vae.enable_tiling()
+    if perf.vae_slicing:
+        components.vae.enable_slicing()
+    if perf.cpu_offload:
+        offload(components)
+    if perf.compile:
+        components.unet = compiled(components.unet, components.device)
+
+
+def offload(components: Components) -> None:
+    """Keep each model on the CPU until its turn on the GPU (accelerate hooks, as diffusers' model offload)."""
+    from accelerate import cpu_offload_with_hook
+
+    hook = None
+    for module in (components.text_encoder, components.unet, components.vae):
+        module.to("cpu")
+        _, hook = cpu_offload_with_hook(module, components.device, prev_module_hook=hook)
+
+
+def compiled(unet, device: torch.device):
+    """torch.compile (inductor) of the UNet; on the CPU with freezing, which folds the weights in as constants and
+    pre-packs them for oneDNN: measured faster than plain compile on SD 1.5 shapes (docs/benchmarks.md)."""
+    return torch.compile(unet, dynamic=False, options={"freezing": True} if device.type == "cpu" else None)
