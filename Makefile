@@ -25,7 +25,9 @@ browser:
 	  (timeout 300 apt-get update -q >/dev/null 2>&1 && timeout 300 apt-get install -y -q chromium >/dev/null 2>&1) || \
 	  echo "note: chromium could not be installed here; the report's browser test will be skipped"
 
+# The import contracts (pyproject.toml's [tool.importlinter], docs/layers.md) first: seconds, and they name the import.
 test: setup browser
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 clean:
