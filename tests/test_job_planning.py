@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
 from pipeline.cli import main as cli
-from pipeline.models import components, precision, weights_check
+from pipeline.models import inspect as model_inspect, precision, weights_check
 from pipeline.common import interrupts
 from pipeline.tools import jobs
 from pipeline.lab.fixtures.addon_files import make_lora
@@ -56,7 +56,7 @@ def counted(monkeypatch, module, name: str) -> list:
 
 
 def test_prompt_only_lines_share_one_check_and_one_weights_check(tmp_path, tiny_model, monkeypatch):
-    weights = counted(monkeypatch, components, "check_weights")
+    weights = counted(monkeypatch, model_inspect, "check_weights")
     checks = counted(monkeypatch, planning, "check")
     path = job_config(tmp_path, tiny_model, [f"a red circle number {i}" for i in range(2000)])
     job = plan_job(jobs.load(path), progress=False)
@@ -70,13 +70,13 @@ def test_lines_with_other_keys_are_each_checked_but_build_each_model_once(tmp_pa
     monkeypatch.setattr(precision, "cpu_bfloat16_support", lambda: (True, "reported native for the test"))
     monkeypatch.setattr(weights_check, "_BUILT", {})
     monkeypatch.setattr(precision, "_COUNTED", {})
-    weights = counted(monkeypatch, components, "check_weights")
+    weights = counted(monkeypatch, model_inspect, "check_weights")
     builds = counted(monkeypatch, weights_check, "meta_tensors")
     counts = counted(monkeypatch, precision, "count_parameters")
     lines = [{"prompt": "a red circle", "seed": seed} for seed in range(30)]
     job = plan_job(jobs.load(job_config(tmp_path, tiny_model, lines, dtype="auto")), progress=False)
     assert len(weights) == 30  # every line's weight files checked
-    assert sorted(part for part, _ in builds) == ["text_encoder", "unet", "vae"] and len(counts) == 1
+    assert sorted(part.name for part, _ in builds) == ["text_encoder", "unet", "vae"] and len(counts) == 1
     assert job.units[0].plan.precision.name == "float32"  # a tiny UNet: too few parameters for bfloat16
 
 

@@ -12,7 +12,8 @@ from PIL import Image
 
 from conftest import make_config
 from pipeline.tools import latent_space as latent_tools
-from pipeline.models.components import inspect_model, load_components
+from pipeline.models.components import load_components
+from pipeline.models.inspect import inspect_model
 from pipeline.run.generate import generate_images
 from pipeline.tools.latent_space.mixing import interpolate, lerp, slerp, weights
 from pipeline.tools.latent_space.noise import diffuse, forward_process, timestep_for

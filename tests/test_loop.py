@@ -4,7 +4,8 @@ import torch
 
 from conftest import make_config
 from pipeline.run import generate
-from pipeline.models.components import inspect_model, load_components
+from pipeline.models.components import load_components
+from pipeline.models.inspect import inspect_model
 from pipeline.engine.guidance import guide, rescale_to
 
 

@@ -10,7 +10,8 @@ from PIL import Image
 
 from conftest import generators, make_config, max_pixel_difference
 from pipeline.run import generate
-from pipeline.models.components import inspect_model, load_components
+from pipeline.models.components import load_components
+from pipeline.models.inspect import inspect_model
 from pipeline.common.errors import UserError
 from pipeline.engine.latents import decode
 from pipeline.speed.performance import apply_performance, check_performance

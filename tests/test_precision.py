@@ -40,7 +40,7 @@ def test_cpu_auto_by_capability_for_a_large_model(monkeypatch, capability, avx51
 
 def test_cpu_auto_is_float32_for_a_model_too_small_to_gain(monkeypatch, tiny_model):
     patch_cpu(monkeypatch, "AVX512", True)
-    from pipeline.models.components import inspect_model
+    from pipeline.models.inspect import inspect_model
 
     choice = choose_dtype("auto", CPU, inspect_model("models/tiny-shapes").unet)
     assert choice.dtype == torch.float32 and "too few" in choice.reason

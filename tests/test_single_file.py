@@ -16,7 +16,8 @@ from conftest import make_config
 from pipeline.run import generate
 from pipeline.common.errors import UserError
 from pipeline.models.single_file.detect import FAMILIES_DIR, config_folder
-from pipeline.models.single_file.header import CLIP, OPEN_CLIP, UNET, VAE, read_header
+from pipeline.models.families.sd import CLIP, OPEN_CLIP
+from pipeline.models.single_file.header import UNET, VAE, read_header
 from pipeline.lab.fixtures.to_ldm import write_checkpoint
 from pipeline.lab.fixtures.tiny_model import build_tiny_model
 
@@ -150,7 +151,7 @@ def test_the_tokenizer_is_clips():
 
 
 def test_an_inpainting_checkpoint_is_read_with_nine_input_channels(tiny_model, tmp_path):
-    from pipeline.models.components import inspect_model
+    from pipeline.models.inspect import inspect_model
 
     inpaint = build_tiny_model(tmp_path / "inpaint", unet_in_channels=9)
     file = write_checkpoint(inpaint, tmp_path / "inpaint.safetensors")

@@ -16,7 +16,8 @@ from PIL import Image
 from conftest import make_config
 from pipeline.run import generate
 from pipeline.lab.bench.runs import psnr
-from pipeline.models.components import inspect_model, load_components
+from pipeline.models.components import load_components
+from pipeline.models.inspect import inspect_model
 from pipeline.models.unet_call import UNetCall
 from pipeline.speed.deepcache import full_pass, shallow_pass, with_deepcache
 from pipeline.common.errors import UserError

@@ -36,8 +36,9 @@ class Conditioning:
         return self.uncond is not None
 
     def batch(self, guided: bool) -> Tensors:
-        """The tensors of one step: [uncond, cond] joined along the batch when guided, else the conditional half."""
-        if not guided:
+        """The tensors of one step: [uncond, cond] joined along the batch when guided (and there is an unconditional
+        half), else the conditional half."""
+        if not guided or self.uncond is None:
             return self.cond
         return {name: torch.cat([self.uncond[name], tensor]) for name, tensor in self.cond.items()}
 

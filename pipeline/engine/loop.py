@@ -25,7 +25,7 @@ class LoopSetup:
     """What a variant hands the loop: starting latents, the timesteps to visit, and optional hooks.
 
     model_input(scaled_latents, t) returns the denoiser's input (e.g. with mask channels concatenated): the run wraps
-    the model call with it (engine/model_call.with_task_input), nearest the denoiser;
+    the model call with it (engine/model_call.with_task_input), inside any control;
     after_step(latents, i, t) returns the latents after step i (e.g. with the known region blended back);
     finish(images) is applied by generate to the decoded images in [0, 1] (e.g. pasting kept pixels back).
     """

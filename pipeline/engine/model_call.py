@@ -3,8 +3,8 @@
 `x` is the scheduler-scaled latent batch, `t` the timestep, `conditioning` the names and tensors of one step's batch
 (engine/conditioning.py). A family adapts its denoiser to this call (models/unet_call.py for a UNet); speed-ups
 (speed/) and controls wrap the call, each in its own file, in the spirit of k-diffusion's wrappers of raw models
-(k_diffusion/external.py). The task's extra input channels are the wrapper nearest the denoiser, so a control that
-wraps the call later sees the latents before they are added.
+(k_diffusion/external.py). The task's extra input channels wrap the denoiser and its speed-ups, so a control that
+wraps the call after them sees the latents before the channels are added.
 """
 
 from __future__ import annotations

@@ -1,73 +1,67 @@
-"""The model's parts, each loaded on its own from a diffusers-format folder, a hub id or one checkpoint file."""
+"""The model's parts, each loaded on its own (as its family names them) from a diffusers-format folder, a hub id
+or one checkpoint file."""
 
 from __future__ import annotations
 
-import os
 import pickle
-import re
-import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
-from diffusers import AutoencoderKL, PNDMScheduler, UNet2DConditionModel
-from diffusers.configuration_utils import ConfigMixin
-from transformers import (AutoImageProcessor, AutoModelForDepthEstimation, CLIPTextConfig, CLIPTextModel,
-                          CLIPTokenizer)
+from diffusers import AutoencoderKL
+from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
 from pipeline.common.errors import UserError
-from pipeline.models.single_file import is_checkpoint_file, load_checkpoint, read_configs
-from pipeline.models.weights_check import check_weights
+from pipeline.models.families import Family
+from pipeline.models.inspect import ModelInfo
+from pipeline.models.single_file import load_checkpoint
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-WEIGHTED = ("text_encoder", "unet", "vae")
-HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
-REQUIRED = {"unet": ("sample_size", "in_channels"), "vae": ("block_out_channels",)}  # keys read before loading
-
-
-@dataclass
-class ModelInfo:
-    """What a model folder or hub id declares, read from its config files without loading weights."""
-
-    path: str
-    unet: dict[str, Any]
-    vae: dict[str, Any]
-    scheduler: dict[str, Any]
-    extras: set[str] = field(default_factory=set)
-    text_encoder: dict[str, Any] = field(default_factory=dict)
-    config_dir: str = ""  # a single-file checkpoint: the folder its configs and tokenizer are read from
-
-    @property
-    def single_file(self) -> bool:
-        """Whether the weights are one checkpoint file in the original layout."""
-        return bool(self.config_dir)
-
-    @property
-    def vae_scale_factor(self) -> int:
-        """Pixels per latent cell along each side, as diffusers derives it from the VAE's blocks."""
-        return 2 ** (len(self.vae["block_out_channels"]) - 1)
-
-    @property
-    def default_size(self) -> int:
-        """The image side the UNet was trained for: sample_size x the VAE factor."""
-        return int(self.unet["sample_size"]) * self.vae_scale_factor
 
 
 @dataclass
 class Components:
-    """The loaded parts a run needs; each is the plain diffusers or transformers object."""
+    """The loaded parts a run needs, by the names its family gives them; each is the plain diffusers or transformers
+    object. `tokenizer`, `text_encoder`, `unet` and `vae` name the parts every family so far has."""
 
-    tokenizer: CLIPTokenizer
-    text_encoder: CLIPTextModel
-    unet: UNet2DConditionModel
-    vae: AutoencoderKL
+    parts: dict[str, Any]
+    family: Family
     scheduler_config: dict[str, Any]
     device: torch.device
     dtype: torch.dtype
     name: str = ""
     extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tokenizer(self):
+        """The first text pair's tokenizer."""
+        return self.parts[self.family.text_pairs[0][0]]
+
+    @property
+    def text_encoder(self):
+        """The first text pair's text encoder."""
+        return self.parts[self.family.text_pairs[0][1]]
+
+    @property
+    def text_pairs(self) -> list[tuple[Any, Any]]:
+        """Every (tokenizer, text encoder) the family's conditioning reads, in its order."""
+        return [(self.parts[tokenizer], self.parts[encoder]) for tokenizer, encoder in self.family.text_pairs]
+
+    @property
+    def unet(self):
+        """The denoiser (a UNet for every family so far)."""
+        return self.parts[self.family.denoiser]
+
+    @unet.setter
+    def unet(self, module) -> None:
+        self.parts[self.family.denoiser] = module  # performance.compile replaces it with its compiled form
+
+    @property
+    def vae(self):
+        """The VAE."""
+        return self.parts["vae"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -81,80 +75,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "mps" and not torch.backends.mps.is_available():
         raise UserError("model.device is 'mps' but no MPS device is available on this machine.")
     return torch.device(name)
-
-
-def _read_config(cls: type[ConfigMixin], path: str, subfolder: str) -> dict:
-    """One component's config from a folder or the hub cache, or a UserError naming the component."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return dict(cls.load_config(path, subfolder=subfolder))
-    except (OSError, ValueError) as err:
-        if Path(path).is_dir():
-            raise UserError(f"model.path {path} has no readable {subfolder} config ({type(err).__name__}).") from None
-        raise UserError(
-            f"model.path {path} is not a folder here, and its {subfolder} config is neither in the hub cache "
-            f"nor reachable{' (HF_HUB_OFFLINE is set)' if os.environ.get('HF_HUB_OFFLINE') else ''}."
-        ) from None
-
-
-def _read_text_config(path: str) -> dict:
-    """The text encoder's config (its layer count bounds clip skip), or a UserError naming it."""
-    try:
-        return CLIPTextConfig.from_pretrained(path, subfolder="text_encoder").to_dict()
-    except (OSError, ValueError) as err:
-        raise UserError(f"model.path {path} has no readable text_encoder config ({type(err).__name__}).") from None
-
-
-def _check_folder(root: Path, allow_pickle: bool) -> None:
-    """A local model folder must hold every component, with safetensors weights unless pickle is allowed."""
-    if not root.is_dir():
-        raise UserError(f"model.path folder {root} does not exist.")
-    for part in ("tokenizer", "text_encoder", "unet", "vae", "scheduler"):
-        if not (root / part).is_dir():
-            raise UserError(f"model.path folder {root} is missing its '{part}' component folder.")
-    for part in WEIGHTED:
-        folder = root / part
-        if any(folder.glob("*.safetensors")):
-            continue
-        pickles = [p for p in folder.iterdir() if p.suffix in (".bin", ".ckpt", ".pt", ".pth")]
-        if not pickles:
-            raise UserError(f"model.path component {folder} has no weight files.")
-        if not allow_pickle:
-            raise UserError(
-                f"model.path component {folder} has only pickle weights; set model.allow_pickle=true to load them."
-            )
-
-
-def inspect_model(path: str, allow_pickle: bool = False, config: str = "") -> ModelInfo:
-    """Check that a folder, hub id or checkpoint file holds a Stable Diffusion model and read its configs, loading
-    no weights; `config` (model.config) names the configs a checkpoint file is read with."""
-    if is_checkpoint_file(path):
-        folder, configs = read_configs(path, allow_pickle, config)
-        return ModelInfo(path=path, config_dir=str(folder), **configs)
-    if config:
-        raise UserError(f"model.config applies to a single-file checkpoint; model.path {path} is not one "
-                        "(a folder or hub id brings its own configs).")
-    root = Path(path)
-    if root.is_dir() or not HUB_ID.match(path) or path.startswith("."):
-        _check_folder(root, allow_pickle)
-    info = ModelInfo(
-        path=path,
-        unet=_read_config(UNet2DConditionModel, path, "unet"),
-        vae=_read_config(AutoencoderKL, path, "vae"),
-        scheduler=_read_config(PNDMScheduler, path, "scheduler"),
-        text_encoder=_read_text_config(path),
-    )
-    for part, keys in REQUIRED.items():
-        for key in keys:
-            if getattr(info, part).get(key) is None:
-                raise UserError(
-                    f"model.path {path}: {part}/config.json has no '{key}', which every {part} config must give."
-                )
-    if root.is_dir():
-        check_weights(root, {"text_encoder": {}, "unet": info.unet, "vae": info.vae}, allow_pickle)
-        info.extras = {p.name for p in root.iterdir() if p.is_dir()} - {"tokenizer", "text_encoder", "unet", "vae", "scheduler"}
-    return info
 
 
 def load_extra(path: str, part: str, weights: dict[str, Any], device: torch.device):
@@ -198,25 +118,29 @@ def load_vae(info: ModelInfo, device: torch.device, dtype: torch.dtype, allow_pi
 def load_components(
     info: ModelInfo, device: torch.device, dtype: torch.dtype, allow_pickle: bool = False, extras: tuple[str, ...] = ()
 ) -> Components:
-    """Load tokenizer, text encoder, UNet, VAE (and named extras) separately, on the device in the dtype."""
-    path = info.path
+    """Load each of the family's parts (and named extras) separately, on the device in the dtype."""
+    path, family = info.path, info.family
     weights = {"use_safetensors": None if allow_pickle else True, "dtype": dtype}
     if info.single_file:
-        tokenizer, text_encoder, unet, vae = load_checkpoint(path, info.config_dir, info.unet["in_channels"], dtype)
+        parts = dict(zip(("tokenizer", "text_encoder", "unet", "vae"),
+                         load_checkpoint(path, info.config_dir, info.unet["in_channels"], dtype)))
     else:
-        tokenizer = CLIPTokenizer.from_pretrained(path, subfolder="tokenizer")
-        with refused_pickles(path, "text_encoder"):
-            text_encoder = CLIPTextModel.from_pretrained(path, subfolder="text_encoder", **weights)
-        with refused_pickles(path, "unet"):
-            unet = UNet2DConditionModel.from_pretrained(path, subfolder="unet", **weights)
-        vae = load_vae(info, device, dtype, allow_pickle)
-    for module in (text_encoder, unet, vae):
-        module.to(device).eval().requires_grad_(False)
+        parts = {}
+        for part in family.parts:
+            if part.name == "scheduler":
+                continue  # built fresh for every run from its config (engine/schedulers.py)
+            if part.name == "vae":
+                parts["vae"] = load_vae(info, device, dtype, allow_pickle)
+            elif not part.weighted:
+                parts[part.name] = part.loader.from_pretrained(path, subfolder=part.name)
+            else:
+                with refused_pickles(path, part.name):
+                    parts[part.name] = part.loader.from_pretrained(path, subfolder=part.name, **weights)
+    for part in family.weighted:
+        parts[part.name].to(device).eval().requires_grad_(False)
     return Components(
-        tokenizer=tokenizer,
-        text_encoder=text_encoder,
-        unet=unet,
-        vae=vae,
+        parts=parts,
+        family=family,
         scheduler_config=info.scheduler,
         device=device,
         dtype=dtype,

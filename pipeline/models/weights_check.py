@@ -13,15 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers import AutoencoderKL, UNet2DConditionModel
+from diffusers import ModelMixin
 from safetensors import SafetensorError, safe_open
-from transformers import CLIPTextConfig, CLIPTextModel
 
 from pipeline.common.errors import UserError, reason
 from pipeline.common.quiet import quiet_libraries
 from pipeline.common.memo import remembered
+from pipeline.models.families.family import Family, Part
 
-STEMS = {"unet": "diffusion_pytorch_model", "vae": "diffusion_pytorch_model", "text_encoder": "model"}
 # diffusers renames the VAE attention weights of old checkpoints on load; compare under the new names
 DEPRECATED = re.compile(r"\.(query|key|value|proj_attn)\.(weight|bias)$")
 RENAMED = {"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn": "to_out.0"}
@@ -29,29 +28,31 @@ RENAMED = {"query": "to_q", "key": "to_k", "value": "to_v", "proj_attn": "to_out
 _BUILT: dict[tuple[str, str], dict[str, tuple[int, ...]]] = {}
 
 
-def expected_tensors(part: str, folder: Path, config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+def stem(part: Part) -> str:
+    """The weight file name a part's library saves: diffusers' models and transformers' ones differ."""
+    return "diffusion_pytorch_model" if issubclass(part.loader, ModelMixin) else "model"
+
+
+def expected_tensors(part: Part, folder: Path, config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     """Tensor names and shapes of the model this part's config describes, built on the meta device once per config
     (the model depends on the config alone, so a job's lines that name the same model share one build)."""
     try:
         with quiet_libraries():
-            if part == "text_encoder":
-                built: Any = CLIPTextConfig.from_pretrained(folder)
-                key = (part, built.to_json_string(use_diff=False))
+            if part.config is not None:  # a transformers model: its config class reads the folder
+                built: Any = part.config.from_pretrained(folder)
+                key = (part.name, built.to_json_string(use_diff=False))
             else:
-                built, key = config, (part, repr(sorted(config.items())))
+                built, key = config, (part.name, repr(sorted(config.items())))
             shapes = remembered(_BUILT, key, lambda: meta_tensors(part, built))
     except Exception as err:  # the config's values cannot build the model: say so instead of a traceback later
         raise UserError(f"model.path component {folder} has a config that builds no model ({reason(err)}).") from None
     return dict(shapes)
 
 
-def meta_tensors(part: str, config: dict[str, Any] | CLIPTextConfig) -> dict[str, tuple[int, ...]]:
+def meta_tensors(part: Part, config: Any) -> dict[str, tuple[int, ...]]:
     """Build the part's model from its config on the meta device (no memory) and list its tensors' shapes."""
     with torch.device("meta"):
-        if part == "text_encoder":
-            model = CLIPTextModel(config)
-        else:
-            model = (UNet2DConditionModel if part == "unet" else AutoencoderKL).from_config(config)
+        model = part.loader(config) if part.config is not None else part.loader.from_config(config)
     return {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
 
 
@@ -88,14 +89,14 @@ def _names(name: str) -> list[str]:
     return names + [n.split(".", 1)[1] for n in names if "." in n]  # e.g. 'text_model.' in older CLIP files
 
 
-def check_part(part: str, folder: Path, config: dict[str, Any], allow_pickle: bool) -> None:
+def check_part(part: Part, folder: Path, config: dict[str, Any], allow_pickle: bool) -> None:
     """Every tensor the config's model needs is in the part's weight files, with its shape."""
-    files = weight_files(folder, STEMS[part])
+    files = weight_files(folder, stem(part))
     if files is None:
         if allow_pickle:
             return  # pickle weights: no header to read before loading
         present = ", ".join(sorted(p.name for p in folder.glob("*.safetensors")))
-        raise UserError(f"model.path component {folder} has no {STEMS[part]}.safetensors (it has {present}).")
+        raise UserError(f"model.path component {folder} has no {stem(part)}.safetensors (it has {present}).")
     stored: dict[str, tuple[tuple[int, ...], Path]] = {}
     for file in files:
         for name, shape in file_tensors(file).items():
@@ -111,7 +112,7 @@ def check_part(part: str, folder: Path, config: dict[str, Any], allow_pickle: bo
                             f"but the model in {folder / 'config.json'} needs {list(shape)}.")
 
 
-def check_weights(root: Path, configs: dict[str, dict[str, Any]], allow_pickle: bool) -> None:
-    """Check the text encoder's, UNet's and VAE's weight files of a local model folder against their configs."""
-    for part, config in configs.items():
-        check_part(part, root / part, config, allow_pickle)
+def check_weights(root: Path, configs: dict[str, dict[str, Any]], allow_pickle: bool, family: Family) -> None:
+    """Check the weight files of each of the family's weighted parts in a local model folder against its config."""
+    for name, config in configs.items():
+        check_part(family.part(name), root / name, config, allow_pickle)

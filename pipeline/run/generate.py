@@ -17,13 +17,13 @@ from pipeline import __version__
 from pipeline.models.addons import addon_fields, gather_embeddings, gather_loras
 from pipeline.models.addons.embeddings import Embedding, apply_embeddings
 from pipeline.models.addons.lora import Lora, apply_loras
-from pipeline.models.components import Components, ModelInfo, inspect_model, load_components, resolve_device
+from pipeline.models.components import Components, load_components, resolve_device
+from pipeline.models.inspect import ModelInfo, inspect_model
 from pipeline.run.config import to_yaml
 from pipeline.speed.deepcache import with_deepcache
 from pipeline.speed.token_merging import with_token_merging
 from pipeline.engine.conditioning import Conditioning
 from pipeline.engine.model_call import ModelCall, with_task_input
-from pipeline.models.unet_call import UNetCall
 from pipeline.common.errors import UserError
 from pipeline.engine.guidance import MAX_GUIDANCE_SCALE, is_guided
 from pipeline.common.interrupts import held
@@ -37,7 +37,7 @@ from pipeline.run.processes import my_share, process_device
 from pipeline.models.precision import DtypeChoice, announce, check_dtype_name, choose_dtype
 from pipeline.engine.schedulers import SCHEDULERS, check_options, check_runnable, make_scheduler, resolve
 from pipeline.models.single_file import model_hash
-from pipeline.text.encoding import encode_prompt, warn_about_prompt
+from pipeline.text.encoding import warn_about_prompt
 from pipeline.variants import VARIANTS
 from pipeline.variants.base import RunContext
 
@@ -148,10 +148,7 @@ def generate_images(
     scheduler = make_scheduler(cfg.scheduler.name, components.scheduler_config, scheduler_options_of(cfg), seeds)
     if conditioning is None:
         guided = is_guided(cfg.guidance_scale, components.unet.config)
-        conditioning = encode_prompt(
-            components.tokenizer, components.text_encoder, cfg.prompt, cfg.negative_prompt, len(seeds), guided,
-            components.device, cfg.prompt_syntax, cfg.clip_skip,
-        )
+        conditioning = components.family.encode(components, cfg, len(seeds), guided)
     ctx = RunContext(cfg, components, scheduler, generators, height, width, noise)
     setup = VARIANTS[cfg.task].prepare(ctx)
     latents = denoise(
@@ -163,10 +160,11 @@ def generate_images(
 
 
 def model_call(components: Components, cfg: DictConfig, setup: LoopSetup) -> ModelCall:
-    """The denoiser as the loop calls it, wrappers inside out: the UNet, DeepCache (a fresh cache per batch), token
-    merging's seeded partition, the task's extra input channels."""
+    """The denoiser as the loop calls it, wrappers inside out: the family's model call, DeepCache (a fresh cache per
+    batch), token merging's seeded partition, the task's extra input channels."""
     perf = cfg.performance
-    call = with_deepcache(UNetCall(components.unet, cfg.guidance_scale), perf.deepcache_interval, perf.deepcache_branch)
+    call = with_deepcache(components.family.model_call(components, cfg.guidance_scale), perf.deepcache_interval,
+                          perf.deepcache_branch)
     return with_task_input(with_token_merging(call, components.unet), setup.model_input)
 
 
@@ -226,7 +224,8 @@ def load(plan: Plan) -> Components:
     announce(plan.precision)
     components = load_components(plan.info, plan.device, plan.dtype, cfg.model.allow_pickle, parts)
     apply_embeddings(plan.embeddings, components.tokenizer, components.text_encoder)
-    apply_loras(plan.loras, components.unet, components.text_encoder)
+    text_encoders = {name: components.parts[name] for _, name in components.family.text_pairs}
+    apply_loras(plan.loras, components.unet, text_encoders)
     apply_performance(components, cfg.performance)
     return components
 

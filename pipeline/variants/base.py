@@ -7,7 +7,8 @@ from typing import Any, Optional
 
 import torch
 
-from pipeline.models.components import Components, ModelInfo
+from pipeline.models.components import Components
+from pipeline.models.inspect import ModelInfo
 from pipeline.common.errors import UserError
 from pipeline.common.inputs import read_image
 

@@ -7,7 +7,7 @@ import logging
 
 import torch
 
-from pipeline.models.components import ModelInfo
+from pipeline.models.inspect import ModelInfo
 from pipeline.common.errors import UserError
 from pipeline.common.inputs import fit, read_grayscale, read_image
 from pipeline.engine.loop import LoopSetup

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from pipeline.models.components import ModelInfo
+from pipeline.models.inspect import ModelInfo
 from pipeline.common.inputs import fit, read_image
 from pipeline.engine.latents import encode, from_pil, initial_noise
 from pipeline.engine.loop import LoopSetup

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from pipeline.models.components import ModelInfo
+from pipeline.models.inspect import ModelInfo
 from pipeline.common.errors import UserError
 from pipeline.common.inputs import fit, mask_array, read_image
 from pipeline.engine.latents import encode, from_pil, initial_noise, latent_mask

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from pipeline.models.components import ModelInfo
+from pipeline.models.inspect import ModelInfo
 from pipeline.common.errors import UserError
 from pipeline.common.inputs import read_image
 from pipeline.common.limits import MAX_SIDE

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from pipeline.models.components import ModelInfo
+from pipeline.models.inspect import ModelInfo
 from pipeline.run.config import Config
 from pipeline.engine.latents import initial_noise
 from pipeline.engine.loop import LoopSetup

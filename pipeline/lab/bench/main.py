@@ -10,7 +10,8 @@ import torch
 from tqdm.auto import tqdm
 
 from pipeline.run import config
-from pipeline.models.components import inspect_model, load_components, resolve_device
+from pipeline.models.components import load_components, resolve_device
+from pipeline.models.inspect import inspect_model
 from pipeline.common.errors import UserError
 from pipeline.engine.guidance import is_guided
 from pipeline.speed.performance import apply_performance

@@ -14,6 +14,7 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
 from pipeline.models.components import Components
+from pipeline.models.families.sd import SD1
 from pipeline.lab.fixtures.tiny_model import sd_scheduler, write_tokenizer
 
 UNET = dict(
@@ -59,4 +60,5 @@ def build_sd15(device: torch.device, dtype: torch.dtype, seed: int = 0) -> Compo
     vae = AutoencoderKL(**VAE)
     for module in (text_encoder, unet, vae):
         module.to(device=device, dtype=dtype).eval().requires_grad_(False)
-    return Components(tokenizer, text_encoder, unet, vae, dict(sd_scheduler().config), device, dtype, "sd15-random")
+    named = {"tokenizer": tokenizer, "text_encoder": text_encoder, "unet": unet, "vae": vae}
+    return Components(named, SD1, dict(sd_scheduler().config), device, dtype, "sd15-random")

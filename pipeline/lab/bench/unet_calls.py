@@ -18,7 +18,8 @@ from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import AttnProcessor2_0
 
 from pipeline.run import config
-from pipeline.models.components import inspect_model, resolve_device
+from pipeline.models.components import resolve_device
+from pipeline.models.inspect import inspect_model
 from pipeline.common.errors import UserError
 from pipeline.models.precision import DTYPES
 from pipeline.lab.bench.main import native_dtypes

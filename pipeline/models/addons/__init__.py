@@ -9,7 +9,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from pipeline.models.components import ModelInfo
+from pipeline.models.inspect import ModelInfo
 from pipeline.common.errors import UserError
 from pipeline.text.tags import lora_tags
 from pipeline.models.addons.embeddings import Embedding, check_tokens, file_hash, in_dir, read_embedding
@@ -40,7 +40,7 @@ def gather_loras(cfg: DictConfig, info: ModelInfo) -> list[Lora]:
         name = _adapter_name(path, {lora.name for lora in loras})
         loras.append(Lora(name, path, weight, state, alphas, metadata))
     if loras:
-        check_fit(loras, info.unet, info.text_encoder)
+        check_fit(loras, info.family, info.configs)
     return loras
 
 
@@ -54,9 +54,9 @@ def gather_embeddings(cfg: DictConfig, info: ModelInfo) -> list[Embedding]:
     width = info.text_encoder.get("hidden_size")
     embeddings = [read_embedding(path, key, cfg.model.allow_pickle, width) for path, key in listed + found]
     if embeddings:
-        from transformers import CLIPTokenizer
-
-        check_tokens(embeddings, [CLIPTokenizer.from_pretrained(info.path, subfolder="tokenizer")])
+        family, folder = info.family, info.config_dir or info.path  # a checkpoint file's tokenizer is in its configs
+        tokenizers = [family.part(name).loader.from_pretrained(folder, subfolder=name) for name, _ in family.text_pairs]
+        check_tokens(embeddings, tokenizers)
     return embeddings
 
 

@@ -11,10 +11,8 @@ from typing import Any
 
 import torch
 from accelerate import init_empty_weights
-from diffusers import UNet2DConditionModel
 from diffusers.loaders import StableDiffusionLoraLoaderMixin as LoraLoader
 from diffusers.loaders.lora_base import set_adapters_for_text_encoder
-from transformers import CLIPTextConfig, CLIPTextModel
 
 from pipeline.common.errors import UserError, first_line
 from pipeline.common.file_checks import check_file, quietly
@@ -63,13 +61,15 @@ def read_lora(path: Path, key: str, allow_pickle: bool) -> tuple[dict, Any, Any]
     return state, alphas, metadata
 
 
-def _inject(loras: list[Lora], unet, text_encoder) -> None:
-    """Each LoRA into the UNet and text encoder with diffusers' loaders, as pipe.load_lora_weights does."""
+def _inject(loras: list[Lora], unet, text_encoders: dict[str, Any]) -> None:
+    """Each LoRA into the UNet and the text encoders (keyed by part name, the prefix of their keys in a LoRA file)
+    with diffusers' loaders, as pipe.load_lora_weights does."""
     for lora in loras:
-        for_unet, for_text = dict(lora.state_dict), dict(lora.state_dict)  # the loaders pop from what they get
-        LoraLoader.load_lora_into_unet(for_unet, lora.alphas, unet, adapter_name=lora.name, metadata=lora.metadata)
-        LoraLoader.load_lora_into_text_encoder(for_text, lora.alphas, text_encoder, adapter_name=lora.name,
-                                               metadata=lora.metadata)
+        LoraLoader.load_lora_into_unet(dict(lora.state_dict), lora.alphas, unet, adapter_name=lora.name,
+                                       metadata=lora.metadata)  # the loaders pop from what they get: a copy each
+        for prefix, text_encoder in text_encoders.items():
+            LoraLoader.load_lora_into_text_encoder(dict(lora.state_dict), lora.alphas, text_encoder, prefix=prefix,
+                                                   adapter_name=lora.name, metadata=lora.metadata)
 
 
 def _adapters(module) -> set[str]:
@@ -77,37 +77,41 @@ def _adapters(module) -> set[str]:
     return {name for m in module.modules() for name in getattr(m, "lora_A", {})}
 
 
-def check_fit(loras: list[Lora], unet_config: dict, text_config: dict) -> None:
-    """Inject every LoRA into meta-device copies of the UNet and text encoder (no memory, no weights): a LoRA whose
-    keys fit no module, or fit with the wrong shapes, is refused here, before the real parts load."""
+def check_fit(loras: list[Lora], family, configs: dict[str, dict]) -> None:
+    """Inject every LoRA into meta-device copies of the family's UNet and text encoders, built from their configs
+    (no memory, no weights): a LoRA whose keys fit no module, or fit with the wrong shapes, is refused here, before
+    the real parts load."""
     with init_empty_weights(), quietly():
-        unet = UNet2DConditionModel.from_config(unet_config)
-        text_encoder = CLIPTextModel(CLIPTextConfig.from_dict(text_config))
+        unet = family.part(family.denoiser).loader.from_config(configs[family.denoiser])
+        encoders = {}
+        for _, name in family.text_pairs:
+            part = family.part(name)
+            encoders[name] = part.loader(part.config.from_dict(configs[name]))
         for lora in loras:
             try:
-                _inject([lora], unet, text_encoder)
+                _inject([lora], unet, encoders)
             except Exception as err:
                 raise UserError(f"LoRA {lora.path} does not fit this model's UNet and text encoder "
                                 f"({first_line(err)}).") from None
-            if lora.name not in _adapters(unet) | _adapters(text_encoder):
+            if lora.name not in set().union(_adapters(unet), *map(_adapters, encoders.values())):
                 raise UserError(f"LoRA {lora.path}: none of its keys fit a module of this model's UNet or text "
                                 f"encoder (first key: {next(iter(lora.state_dict))}).")
 
 
-def apply_loras(loras: list[Lora], unet, text_encoder) -> None:
+def apply_loras(loras: list[Lora], unet, text_encoders: dict[str, Any]) -> None:
     """Load the LoRAs into the real parts and set each one's weight (pipe.set_adapters' split per part)."""
     if not loras:
         return
     with quietly():
-        _inject(loras, unet, text_encoder)
-    in_unet, in_text = _adapters(unet), _adapters(text_encoder)
-    unet_loras = [lora for lora in loras if lora.name in in_unet]
-    text_loras = [lora for lora in loras if lora.name in in_text]
+        _inject(loras, unet, text_encoders)
+    unet_loras = [lora for lora in loras if lora.name in _adapters(unet)]
     if unet_loras:
         unet.set_adapters([lora.name for lora in unet_loras], [lora.weight for lora in unet_loras])
-    if text_loras:
-        set_adapters_for_text_encoder([lora.name for lora in text_loras], text_encoder,
-                                      [lora.weight for lora in text_loras])
+    for text_encoder in text_encoders.values():
+        text_loras = [lora for lora in loras if lora.name in _adapters(text_encoder)]
+        if text_loras:
+            set_adapters_for_text_encoder([lora.name for lora in text_loras], text_encoder,
+                                          [lora.weight for lora in text_loras])
 
 
 @functools.lru_cache(maxsize=64)

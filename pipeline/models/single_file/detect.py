@@ -1,10 +1,11 @@
 """Which configs a single-file checkpoint is read with, and whether its tensors fit them, before any weights load.
 
-The family comes from the checkpoint's keys: OpenCLIP text-encoder keys (`cond_stage_model.model.*`) mean SD 2.x,
-CLIP's (`cond_stage_model.transformer.*`) SD 1.x. SD 2.x's 512 base model (epsilon) and its 768 model
-(v-prediction) have the same keys and shapes; as diffusers' `from_single_file` does, a checkpoint recording
-`global_step` 875000 (the 2.x base release) is read as `sd2-base`, any other as `sd2`. `model.config` names another
-family or a folder of diffusers-format configs.
+The family comes from the checkpoint's keys: each model family (models/families) names the key prefix of its text
+encoder (OpenCLIP's `cond_stage_model.model.*` for SD 2.x, CLIP's `cond_stage_model.transformer.*` for SD 1.x) and
+picks its config folder from the header: SD 2.x's 512 base model (epsilon) and its 768 model (v-prediction) have the
+same keys and shapes, so, as diffusers' `from_single_file` does, a checkpoint recording `global_step` 875000 (the
+2.x base release) is read as `sd2-base`, any other as `sd2`. `model.config` names another config folder or a
+folder of diffusers-format configs.
 """
 
 from __future__ import annotations
@@ -13,71 +14,68 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from diffusers.loaders.single_file_utils import (
-    convert_ldm_clip_checkpoint, convert_ldm_unet_checkpoint, convert_ldm_vae_checkpoint, convert_open_clip_checkpoint,
-)
-from transformers import CLIPTextConfig, CLIPTextModel
+from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint, convert_ldm_vae_checkpoint
+from transformers import CLIPTextConfig
 
 from pipeline.common.file_checks import quietly
 from pipeline.common.errors import UserError
 from pipeline.models.weights_check import expected_tensors
-from pipeline.models.single_file.header import CLIP, OPEN_CLIP, UNET, VAE, Header
+from pipeline.models.families import FAMILIES, Family
+from pipeline.models.single_file.header import UNET, VAE, Header
 
 FAMILIES_DIR = Path(__file__).resolve().parents[3] / "configs" / "single_file"
-FAMILIES = ("sd1", "sd2", "sd2-base")
-SD2_BASE_STEP = 875000
+CONFIG_FOLDERS = ("sd1", "sd2", "sd2-base")  # the folders of configs/single_file that model.config may name
 CONV_IN = UNET + "input_blocks.0.0.weight"
 
 
-def pick_family(header: Header, path: Path) -> str:
-    """sd1, sd2 or sd2-base from the checkpoint's keys; a file without the three parts is one sentence."""
+def pick_family(header: Header, path: Path) -> Family:
+    """The family whose text encoder keys the checkpoint holds; a file without the three parts is one sentence."""
     for prefix, part in ((UNET, "UNet"), (VAE, "VAE")):
         if not header.has(prefix):
             raise UserError(f"model.path {path} holds no {part} in the original layout ({prefix}*): it is not a "
                             "whole Stable Diffusion checkpoint (a LoRA, an embedding or a single part?).")
-    if header.has(OPEN_CLIP):
-        return "sd2-base" if header.global_step == SD2_BASE_STEP else "sd2"
-    if header.has(CLIP):
-        return "sd1"
-    raise UserError(f"model.path {path} holds no SD 1.x or 2.x text encoder ({CLIP}* or {OPEN_CLIP}*); "
-                    "other families (SDXL, SD 3) are not supported.")
+    readable = [family for family in FAMILIES.values() if family.single_file is not None]
+    for family in readable:
+        if header.has(family.single_file.text_key):
+            return family
+    keys = " or ".join(f"{family.single_file.text_key}* ({family.label})" for family in readable)
+    raise UserError(f"model.path {path} holds no text encoder of a known family ({keys}); "
+                    "other families (SDXL, SD 3) are not supported in one file.")
 
 
 def config_folder(header: Header, path: Path, name: str) -> Path:
     """The folder of configs to read the checkpoint with: model.config's family or folder, else the picked family."""
     family = pick_family(header, path)
-    name = name or family
-    if name in FAMILIES:
+    name = name or family.single_file.config_name(header)
+    if name in CONFIG_FOLDERS:
         return FAMILIES_DIR / name
     folder = Path(name)
     if not (folder / "unet" / "config.json").is_file():
-        raise UserError(f"model.config must be one of {', '.join(FAMILIES)} or a folder of diffusers-format "
+        raise UserError(f"model.config must be one of {', '.join(CONFIG_FOLDERS)} or a folder of diffusers-format "
                         f"configs (unet/config.json, ...); got '{name}'.")
     return folder
 
 
-def _converted(header: Header, configs: dict[str, dict[str, Any]], text_config: CLIPTextConfig) -> dict[str, dict]:
+def _converted(header: Header, path: Path, configs: dict[str, dict[str, Any]], text_config: CLIPTextConfig,
+               ) -> dict[str, dict]:
     """The checkpoint's tensors under diffusers' names, per part, converted on the meta device by diffusers' own
     single-file conversions (the ones loading uses)."""
     meta = {name: torch.empty(shape, device="meta") for name, shape in header.tensors.items()}
     with quietly():
         unet = convert_ldm_unet_checkpoint(meta, configs["unet"])
         vae = convert_ldm_vae_checkpoint(meta, configs["vae"])
-        if header.has(OPEN_CLIP):
-            with torch.device("meta"):
-                text = convert_open_clip_checkpoint(CLIPTextModel(text_config), meta)
-        else:
-            text = convert_ldm_clip_checkpoint(meta)
+        text = pick_family(header, path).single_file.convert_text(meta, text_config)
     return {"unet": unet, "vae": vae, "text_encoder": text}
 
 
 def check_fit(header: Header, path: Path, folder: Path, configs: dict[str, dict[str, Any]]) -> None:
     """Every tensor the configs' models need is in the checkpoint with its shape; else one sentence saying which."""
     text_config = CLIPTextConfig.from_pretrained(folder / "text_encoder")
-    converted = _converted(header, configs, text_config)
+    converted = _converted(header, path, configs, text_config)
+    family = pick_family(header, path)
     for part, config in configs.items():
         found = {name.removeprefix("text_model."): tuple(t.shape) for name, t in converted[part].items()}
-        for name, shape in expected_tensors(part, folder / part, config).items():
+        for name, shape in expected_tensors(family.part(part), folder / part, config).items():
             have = found.get(name.removeprefix("text_model."))
             if have != shape:
                 state = "lacks it" if have is None else f"has {list(have)}"

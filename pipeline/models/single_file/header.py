@@ -13,7 +13,6 @@ from pipeline.models.weights_check import file_tensors
 
 SUFFIXES = (".safetensors", ".ckpt")
 UNET, VAE = "model.diffusion_model.", "first_stage_model."
-CLIP, OPEN_CLIP = "cond_stage_model.transformer.", "cond_stage_model.model."
 
 
 @dataclass

@@ -10,7 +10,8 @@ from diffusers import AutoencoderKL
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from pipeline.models.components import ModelInfo, inspect_model, resolve_device
+from pipeline.models.components import resolve_device
+from pipeline.models.inspect import ModelInfo, inspect_model
 from pipeline.models.components import load_vae as load_model_vae
 from pipeline.run.config import to_yaml
 from pipeline.common.errors import UserError

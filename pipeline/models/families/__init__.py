@@ -1,0 +1,19 @@
+"""The model families the pipeline knows, and how a model's family is told from its configs before loading."""
+
+from __future__ import annotations
+
+from pipeline.models.families.family import Family, Part, SingleFile
+from pipeline.models.families.sd import SD1, SD2
+
+FAMILIES: dict[str, Family] = {family.name: family for family in (SD1, SD2)}
+
+__all__ = ["FAMILIES", "Family", "Part", "SingleFile", "family_of"]
+
+
+def family_of(configs: dict[str, dict]) -> Family:
+    """The first family (in FAMILIES' order) whose parts the configs cover and whose test they pass."""
+    for family in FAMILIES.values():
+        weighted = {part.name for part in family.weighted}
+        if weighted <= set(configs) and family.matches(configs):
+            return family
+    raise ValueError(f"no model family has the parts {sorted(configs)}")

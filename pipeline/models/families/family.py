@@ -1,0 +1,63 @@
+"""What a model family is: its named parts, how its text becomes conditioning, and its denoiser's model call.
+
+A family is data plus three functions, so the loader, the add-ons, the weight checks and the single-file reader ask
+it instead of assuming one CLIP; the loop never learns a family's name (docs/extending.md, "Adding a model family").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from pipeline.engine.conditioning import Conditioning
+from pipeline.engine.model_call import ModelCall
+
+
+@dataclass(frozen=True)
+class Part:
+    """One folder of a diffusers-format model: its name, the class that loads it, and whether it holds weights
+    (its config is then read before loading, and its weight files are checked against the model it builds)."""
+
+    name: str
+    loader: type
+    weighted: bool = True
+    config: Optional[type] = None  # the class that reads a weighted part's config, when not the loader itself
+
+
+@dataclass(frozen=True)
+class SingleFile:
+    """How the family's one-file checkpoints (the original CompVis / A1111 layout) are recognised and read."""
+
+    text_key: str  # the key prefix of its text encoder in the checkpoint
+    config_name: Callable[[Any], str]  # the configs/single_file folder for a checkpoint's header
+    convert_text: Callable[[dict, Any], dict]  # (meta tensors, text config) -> the text encoder's diffusers tensors
+
+
+@dataclass(frozen=True)
+class Family:
+    """A model family: its parts, the (tokenizer, text encoder) pairs its conditioning reads, its denoiser part, and
+    the functions that build its conditioning and its model call."""
+
+    name: str
+    label: str
+    parts: tuple[Part, ...]
+    text_pairs: tuple[tuple[str, str], ...]
+    denoiser: str
+    encode: Callable[[Any, Any, int, bool], Conditioning]  # (components, cfg, count, guided) -> conditioning
+    model_call: Callable[[Any, float], ModelCall]  # (components, guidance_scale) -> the denoiser's model call
+    matches: Callable[[dict[str, dict]], bool]  # whether a folder's part configs (read before loading) are this family
+    single_file: Optional[SingleFile] = None
+
+    @property
+    def part_names(self) -> tuple[str, ...]:
+        """Every part folder the family's models have."""
+        return tuple(part.name for part in self.parts)
+
+    @property
+    def weighted(self) -> tuple[Part, ...]:
+        """The parts with weight files."""
+        return tuple(part for part in self.parts if part.weighted)
+
+    def part(self, name: str) -> Part:
+        """The part called `name`."""
+        return next(part for part in self.parts if part.name == name)
