@@ -1,15 +1,11 @@
-"""Command-line behaviour of the tool scripts: printed result lines, user errors as one line and exit code 2
-(a result that became NaN or inf: exit code 3)."""
+"""Command-line behaviour of the tool scripts: the result lines printed once the tool is done, errors and exit codes
+as for generating (pipeline/cli/command.py)."""
 
 from __future__ import annotations
 
-import sys
 from typing import Callable
 
-from pipeline.cli.main import EXIT_NON_FINITE, EXIT_USER_ERROR, setup_logging
-from pipeline.common.errors import UserError
-from pipeline.common.interrupts import exit_code, signals_as_interrupts
-from pipeline.engine.nonfinite import NonFiniteError
+from pipeline.cli.command import run_command
 
 
 def run_tool(action: Callable[[], list[str]]) -> int:
@@ -17,18 +13,5 @@ def run_tool(action: Callable[[], list[str]]) -> int:
 
     SIGTERM is handled like Ctrl-C: the files finished so far are kept, exit 143 (130 for Ctrl-C).
     """
-    setup_logging()
-    with signals_as_interrupts():
-        try:
-            lines = action()
-        except UserError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return EXIT_USER_ERROR
-        except NonFiniteError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return EXIT_NON_FINITE
-        except KeyboardInterrupt as interrupt:
-            print("interrupted: the files finished so far are kept.", file=sys.stderr)
-            return exit_code(interrupt)
-    print("\n".join(lines))
-    return 0
+    return run_command(lambda finished: finished.extend(action()),
+                       lambda finished: "the files finished so far are kept.")
