@@ -11,7 +11,7 @@ from PIL import Image
 
 from pipeline.tools.compare import runner as compare, config as compare_config
 from pipeline.engine import schedulers
-from pipeline.tools.compare.table import spec_for_prompt
+from pipeline.lab.shapes.scorer import spec_for_prompt
 from pipeline.common.errors import UserError
 from pipeline.cli.tools import run_tool
 
@@ -119,6 +119,23 @@ def test_scoring_prompts_get_pixel_scores(tiny_model, tmp_path):
                "compare.schedulers=[ddim]", "compare.steps=[1]")
     [row] = json.loads(run(cfg).files["json"].read_text())["cells"]
     assert isinstance(row["score_colour"], bool) and 0 <= row["colour_share"] <= 1
+
+
+def test_the_shapes_world_is_an_installed_scorer_and_others_can_join(tiny_model, tmp_path, monkeypatch):
+    from importlib.metadata import entry_points
+
+    from pipeline.lab.shapes.scorer import SCORER
+    from pipeline.tools import scoring
+
+    assert [p.value for p in entry_points(group=scoring.GROUP) if p.name == "shapes"] == [
+        "pipeline.lab.shapes.scorer:SCORER"]
+    assert SCORER in scoring.scorers() and scoring.image_scores(Image.new("RGB", (16, 16)), "a photo of a cat") == {}
+    width = scoring.Scorer(("width",), lambda image, prompt: {"width": image.width})
+    monkeypatch.setitem(scoring.REGISTERED, "width", width)
+    result = run(load(tiny_model, tmp_path, "compare.schedulers=[ddim]", "compare.steps=[1]"))
+    [row] = list(csv.DictReader(open(result.files["csv"])))
+    assert row["width"] == "16" and row["adherence"] != ""
+    assert "<th>width</th>" in result.files["report"].read_text()
 
 
 def test_shipped_config_runs(tiny_model, tmp_path):

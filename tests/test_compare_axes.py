@@ -48,6 +48,22 @@ def test_keys_changed_together_and_a_scheduler_axis(tiny_model, tmp_path):
     assert compare.column_labels(result.cells) == ["steps=2\nguidance_scale=1.0", "steps=3\nguidance_scale=7.5"]
 
 
+def test_each_cell_warns_in_its_own_syntax_about_both_prompts_on_its_own_device(tiny_model, tmp_path, caplog,
+                                                                                monkeypatch):
+    """A comparison runs on the jobs' runner: both prompts are checked in each cell's prompt_syntax (only `none` cuts
+    at 77 tokens), and components load on the process's device."""
+    from pipeline.tools.jobs import runner
+
+    devices = []
+    monkeypatch.setattr(runner, "process_device", lambda device: devices.append(device) or device)
+    long = " ".join(["circle"] * 100)
+    result = run(load(tiny_model, tmp_path, f"negative_prompt={long}", "prompt_syntax=a1111",
+                      "compare.axes=[{key: prompt_syntax, values: [a1111, none]}]"))
+    assert [c.status for c in result.cells] == ["ok", "ok"] and len(devices) == 1
+    warned = [r.getMessage() for r in caplog.records if "longer than" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith("negative_prompt is longer than"), warned
+
+
 BAD = [
     ("compare.axes=[{key: stepz, values: [2]}]", "compare.axes[0] value 2: unknown key 'stepz'"),
     ("compare.axes=[{key: guidance_scale, values: [3, -1]}]", "compare cell (guidance_scale=-1): guidance_scale"),

@@ -20,7 +20,7 @@ from pipeline.lab.fixtures.addon_files import make_lora
 from pipeline.common.errors import UserError
 from pipeline.run.generate import check, image_config
 from pipeline.tools.jobs import plan as planning
-from pipeline.tools.jobs import run as running
+from pipeline.tools.jobs import runner as running
 from pipeline.tools.jobs.lines import job_lines
 from pipeline.tools.jobs.plan import line_config, plan_job
 

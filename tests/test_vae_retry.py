@@ -13,6 +13,7 @@ from PIL import Image
 
 from conftest import make_config
 from pipeline.tools.compare import runner as compare, config as compare_config
+from pipeline.tools.jobs import runner
 from pipeline.run import generate
 
 PICTURE = str(Path(__file__).parents[1] / "configs" / "inputs" / "shapes-red-circle.png")
@@ -36,7 +37,7 @@ def overflowing_vae(monkeypatch, caplog):
         return components
 
     monkeypatch.setattr(generate, "load", load)
-    monkeypatch.setattr(compare, "load", load)
+    monkeypatch.setattr(runner, "load", load)
     caplog.set_level(logging.WARNING, logger="pipeline")
     return dtypes
 

@@ -28,12 +28,12 @@ class Scorer:
     page_columns: tuple[str, ...] = ()
 
 
-_registered: dict[str, Scorer] = {}
+REGISTERED: dict[str, Scorer] = {}  # scorers a program adds itself, by name
 
 
 def register(name: str, scorer: Scorer) -> None:
     """Add a scorer under a name (one an installed entry point has is replaced)."""
-    _registered[name] = scorer
+    REGISTERED[name] = scorer
 
 
 @cache
@@ -44,7 +44,7 @@ def _installed() -> dict[str, Scorer]:
 
 def scorers() -> list[Scorer]:
     """Every scorer, installed or registered, in the order of their names."""
-    found = {**_installed(), **_registered}
+    found = {**_installed(), **REGISTERED}
     return [found[name] for name in sorted(found)]
 
 
