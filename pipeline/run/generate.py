@@ -118,7 +118,7 @@ def check(cfg: DictConfig) -> Plan:
     check_performance(cfg.performance, device)
     info = inspect_model(cfg.model.path, cfg.model.allow_pickle, cfg.model.config)
     check_runnable(scheduler, info.scheduler, scheduler_options_of(cfg), cfg.steps)
-    check_prompt_options(cfg, info.text_encoder)
+    check_prompt_options(cfg, info.text_encoder, info.family.syntaxes, info.family.label)
     precision = choose_dtype(cfg.model.dtype, device, info.unet, info.vae)
     check_model_fits(cfg.performance, info.unet)
     native = VARIANTS[cfg.task].check(cfg, info)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from omegaconf import OmegaConf
+
 from pipeline.models.inspect import ModelInfo
-from pipeline.run.config import Config
 from pipeline.engine.latents import initial_noise
 from pipeline.engine.loop import LoopSetup
 from pipeline.variants.base import RunContext, require_unet_channels
@@ -18,7 +19,7 @@ def check(cfg, info: ModelInfo) -> None:
     """txt2img needs a plain 4-channel UNet; the size defaults to the model's. A strength set away from its
     default is named in a warning: txt2img starts from pure noise and ignores it."""
     require_unet_channels(info, (4,), cfg.task)
-    if cfg.strength != Config.strength:
+    if cfg.strength != OmegaConf.get_type(cfg).strength:  # the schema's default
         log.warning(f"strength {cfg.strength:g} is ignored by task txt2img, which starts from pure noise; it is used "
                     "by img2img, inpaint, outpaint and depth2img.")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import statistics
 from pathlib import Path
 
@@ -75,11 +76,9 @@ def build(bench, dtypes: list[str], device: torch.device) -> dict[str, object]:
     built = {"float32": base}
     for name in dtypes[1:]:
         dtype = DTYPES[name]
-        copy_ = copy.copy(base)
-        for part in ("text_encoder", "unet", "vae"):
-            setattr(copy_, part, copy.deepcopy(getattr(base, part)).to(dtype))
-        copy_.dtype = dtype
-        built[name] = copy_
+        parts = {part.name: copy.deepcopy(module).to(dtype) if part.weighted else module
+                 for part in base.family.parts if (module := base.parts.get(part.name)) is not None}
+        built[name] = dataclasses.replace(base, parts=parts, dtype=dtype)
     return built
 
 

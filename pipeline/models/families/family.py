@@ -11,6 +11,7 @@ from typing import Any, Callable, Optional
 
 from pipeline.engine.conditioning import Conditioning
 from pipeline.engine.model_call import ModelCall
+from pipeline.text.syntaxes import SYNTAXES
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Family:
     model_call: Callable[[Any, float], ModelCall]  # (components, guidance_scale) -> the denoiser's model call
     matches: Callable[[dict[str, dict]], bool]  # whether a folder's part configs (read before loading) are this family
     single_file: Optional[SingleFile] = None
+    syntaxes: tuple[str, ...] = SYNTAXES  # the prompt syntaxes its text side reads
 
     @property
     def part_names(self) -> tuple[str, ...]:
