@@ -100,6 +100,27 @@ def test_a_failing_scheduler_leaves_the_other_cells_done(tiny_model, tmp_path, m
     assert tile_counts(result.files["grid"]) == (4, 2)  # failed cells are grey tiles
 
 
+def test_an_interrupted_comparison_writes_the_cells_it_finished(tiny_model, tmp_path, monkeypatch, capsys):
+    from pipeline.common import interrupts
+    from pipeline.tools.jobs import runner
+
+    calls, real = [], runner.generate_images
+
+    def stop_on_third(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise interrupts.Terminated()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "generate_images", stop_on_third)
+    cfg = load(tiny_model, tmp_path, "compare.schedulers=[ddim, euler]", "compare.steps=[1, 2]")
+    assert run_tool(lambda: compare.summary(run(cfg))) == interrupts.EXIT_TERMINATED
+    assert "interrupted: the files finished so far are kept." in capsys.readouterr().err
+    [folder] = tmp_path.iterdir()
+    rows = list(csv.DictReader(open(folder / "cells.csv")))
+    assert [r["status"] for r in rows] == ["ok", "ok", "not run", "not run"] and (folder / "grid.png").is_file()
+
+
 def test_all_means_every_registered_scheduler(tmp_path):
     cfg = compare_config.load(None, ["compare.schedulers=all"])
     assert [e.key for e in compare_config.scheduler_entries(cfg)] == list(schedulers.SCHEDULERS)
