@@ -23,9 +23,9 @@ from pipeline.text.encoding import warn_about_prompt
 
 log = logging.getLogger("pipeline")
 
+# Saves one image (image, the line's plan, seed, name, the batch size its YAML names): its path, or None when an
+# image of that name was there already.
 Save = Callable[[Image.Image, Plan, int, str, int], Optional[Path]]
-"""Saves one image (image, the line's plan, seed, name, the batch size its YAML names); its path, or None when an
-image of that name was there already."""
 
 
 @dataclass
