@@ -109,7 +109,7 @@ def test_loss_targets_and_weights_follow_the_prediction_type() -> None:
     from diffusers import DDPMScheduler
 
     from pipeline.lab.shapes.models import scheduler_config
-    from pipeline.lab.shapes.train_config import UnetConfig
+    from pipeline.lab.shapes.model_configs import UnetConfig
     from pipeline.lab.shapes.unet_train import min_snr_weights, step_gamma
 
     scheduler = DDPMScheduler.from_config(scheduler_config(0.012, "v_prediction"))

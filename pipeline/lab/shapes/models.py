@@ -3,7 +3,7 @@
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from transformers import CLIPTextConfig, CLIPTextModel
 
-from pipeline.lab.shapes.train_config import TextConfig, UnetConfig, VaeConfig
+from pipeline.lab.shapes.model_configs import TextConfig, UnetConfig, VaeConfig
 from pipeline.lab.shapes.world import IMAGE_SIZE
 
 SCHEDULER_CONFIG: dict[str, object] = {

@@ -20,7 +20,8 @@ from pipeline.lab.shapes.checkpoint import append_eval, cosine_lr, load_state, s
 from pipeline.lab.shapes.adherence import score_prompt_set
 from pipeline.lab.shapes.latent_cache import training_scenes_seed
 from pipeline.lab.shapes.models import SCHEDULER_CONFIG, build_text_encoder, build_unet
-from pipeline.lab.shapes.train_config import TrainConfig, UnetConfig
+from pipeline.lab.shapes.model_configs import UnetConfig
+from pipeline.lab.shapes.train_config import TrainConfig
 from pipeline.lab.shapes.world import IMAGE_SIZE, Scene, make_scenes
 
 Models = tuple[UNet2DConditionModel, CLIPTextModel]
