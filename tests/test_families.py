@@ -45,11 +45,11 @@ def test_components_hold_the_family_parts_by_name(tiny_model):
 def test_the_family_builds_the_bundle_for_both_halves(tiny_model):
     components = load_components(inspect_model(str(tiny_model)), torch.device("cpu"), torch.float32)
     cfg = config.load(None, [f"model.path={tiny_model}", "prompt=a red circle", "negative_prompt=blue"])
-    guided = components.family.encode(components, cfg, 3, True)
+    guided = components.family.encode(components, cfg, 3, True, (64, 64))
     assert guided.guided and set(guided.cond) == {"hidden_states"} and guided.cond["hidden_states"].shape[0] == 3
     joined = guided.batch(guided=True)["hidden_states"]
     assert torch.equal(joined[:3], guided.uncond["hidden_states"]) and torch.equal(joined[3:], guided.cond["hidden_states"])
-    alone = components.family.encode(components, cfg, 2, False)
+    alone = components.family.encode(components, cfg, 2, False, (64, 64))
     assert not alone.guided and alone.batch(guided=True) is alone.cond
 
 

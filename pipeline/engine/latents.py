@@ -73,6 +73,7 @@ def encode(vae, images: torch.Tensor, generators: list[torch.Generator] | None) 
     A single image is encoded once per generator, as diffusers' img2img does, so each output image's latent
     depends on its own seed alone.
     """
+    dtype, images = images.dtype, images.to(vae.dtype)  # a VAE kept in float32 (force_upcast) encodes in it
     with torch.no_grad():
         if generators is None:
             latents = vae.encode(images, return_dict=False)[0].mean
@@ -81,7 +82,7 @@ def encode(vae, images: torch.Tensor, generators: list[torch.Generator] | None) 
             latents = torch.cat(
                 [vae.encode(images[i : i + 1], return_dict=False)[0].sample(generator=g) for i, g in enumerate(generators)]
             )
-    return latents * vae.config.scaling_factor
+    return (latents * vae.config.scaling_factor).to(dtype)
 
 
 def latent_mask(mask: torch.Tensor, latent_size: tuple[int, int]) -> torch.Tensor:

@@ -7,7 +7,7 @@ import pickle
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 import torch
 from diffusers import AutoencoderKL
@@ -33,6 +33,8 @@ class Components:
     dtype: torch.dtype
     name: str = ""
     extras: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)  # model_index.json's pipeline settings (ModelInfo)
+    refiner: Optional["Components"] = None  # an SDXL refiner that runs the last steps (run/refiner.py)
 
     @property
     def tokenizer(self):
@@ -104,8 +106,15 @@ def refused_pickles(path: str, part: str) -> Iterator[None]:
                         "and none of it was run.") from None
 
 
+def vae_dtype(info: ModelInfo, dtype: torch.dtype) -> torch.dtype:
+    """The VAE's dtype: float32 where the model is in float16 and its VAE declares it overflows there (SDXL's
+    force_upcast; diffusers' pipelines upcast it to decode); the model's dtype otherwise."""
+    return torch.float32 if dtype == torch.float16 and info.vae.get("force_upcast", False) else dtype
+
+
 def load_vae(info: ModelInfo, device: torch.device, dtype: torch.dtype, allow_pickle: bool = False) -> AutoencoderKL:
     """Only the VAE of a model, placed and in eval mode (the latent tools need no more)."""
+    dtype = vae_dtype(info, dtype)
     if info.single_file:
         vae = load_checkpoint(info.path, info.config_dir, info.unet["in_channels"], dtype)[3]
     else:
@@ -146,4 +155,5 @@ def load_components(
         dtype=dtype,
         name=Path(path).stem if info.single_file else Path(path).name,
         extras={part: load_extra(path, part, weights, device) for part in extras},
+        settings=info.settings,
     )

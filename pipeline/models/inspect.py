@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import warnings
@@ -12,7 +13,7 @@ from typing import Any
 from diffusers.configuration_utils import ConfigMixin
 
 from pipeline.common.errors import UserError
-from pipeline.models.families import FAMILIES, Family, family_of
+from pipeline.models.families import FAMILIES, KNOWN_PARTS, Family, family_of
 from pipeline.models.families.sd import PARTS as SD_PARTS
 from pipeline.models.single_file import is_checkpoint_file, read_configs
 from pipeline.models.weights_check import check_weights
@@ -30,6 +31,8 @@ class ModelInfo:
     family_name: str
     extras: set[str] = field(default_factory=set)
     config_dir: str = ""  # a single-file checkpoint: the folder its configs and tokenizer are read from
+    settings: dict[str, Any] = field(default_factory=dict)  # model_index.json's pipeline settings (SDXL's
+    # force_zeros_for_empty_prompt, requires_aesthetics_score)
 
     @property
     def family(self) -> Family:
@@ -116,22 +119,84 @@ def _part_configs(path: str, parts) -> dict[str, dict]:
             for part in parts if part.weighted or part.name == "scheduler"}
 
 
+def read_index(path: str) -> dict[str, Any]:
+    """model_index.json of a folder or of a hub id in the cache, or {} where there is none."""
+    if Path(path).is_dir():
+        file = Path(path) / "model_index.json"
+        if not file.is_file():
+            return {}
+        try:
+            return json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            raise UserError(f"model.path {path}: its model_index.json is not readable JSON.") from None
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return json.loads(Path(hf_hub_download(path, "model_index.json")).read_text(encoding="utf-8"))
+    except Exception:  # not cached or not reachable: the parts' own configs then say what is missing
+        return {}
+
+
+def present_parts(path: str, index: dict[str, Any]) -> list[str]:
+    """The part names a model has: those model_index.json lists with a class, else the known part folders there
+    (else Stable Diffusion's, for a hub id without an index)."""
+    if index:
+        return [name for name, value in index.items()
+                if name in KNOWN_PARTS and isinstance(value, list) and value and value[0] is not None]
+    if Path(path).is_dir():
+        return [name for name in KNOWN_PARTS if (Path(path) / name).is_dir()]
+    return [part.name for part in SD_PARTS]
+
+
+def settings_of(index: dict[str, Any]) -> dict[str, Any]:
+    """The pipeline's own settings in model_index.json (not its parts, not the _class_name/_diffusers_version)."""
+    return {k: v for k, v in index.items() if not k.startswith("_") and not isinstance(v, list)}
+
+
+def pick_family(path: str, configs: dict[str, dict], index: dict[str, Any]) -> Family:
+    """The family the parts' configs show, or one sentence naming why none fits or why model_index.json's
+    pipeline class disagrees."""
+    try:
+        family = family_of(configs)
+    except ValueError:
+        labels = ", ".join(f.label for f in FAMILIES.values())
+        raise UserError(f"model.path {path} is not a model of a family the pipeline knows ({labels}): its parts "
+                        f"are {', '.join(sorted(configs))} and its UNet's addition_embed_type is "
+                        f"{configs.get('unet', {}).get('addition_embed_type')}.") from None
+    named = index.get("_class_name", "")
+    other = next((f for f in FAMILIES.values() if named in f.pipelines and f.pipelines != family.pipelines), None)
+    if other is not None:
+        raise UserError(f"model.path {path}: its model_index.json names {named} (a {other.label} pipeline), but its "
+                        f"parts are those of a {family.label} model.")
+    return family
+
+
 def inspect_model(path: str, allow_pickle: bool = False, config: str = "") -> ModelInfo:
     """Check that a folder, hub id or checkpoint file holds a model of a known family and read its configs, loading
     no weights; `config` (model.config) names the configs a checkpoint file is read with."""
     if is_checkpoint_file(path):
         folder, configs = read_configs(path, allow_pickle, config)
-        return ModelInfo(path=path, configs=configs, family_name=family_of(configs).name, config_dir=str(folder))
+        index = read_index(str(folder))
+        return ModelInfo(path=path, configs=configs, family_name=pick_family(path, configs, index).name,
+                         config_dir=str(folder), settings=settings_of(index))
     if config:
         raise UserError(f"model.config applies to a single-file checkpoint; model.path {path} is not one "
                         "(a folder or hub id brings its own configs).")
     root = Path(path)
-    names = tuple(part.name for part in SD_PARTS)  # every family so far has Stable Diffusion's part folders
-    if root.is_dir() or not HUB_ID.match(path) or path.startswith("."):
-        _check_folder(root, names, tuple(p.name for p in SD_PARTS if p.weighted), allow_pickle)
-    configs = _part_configs(path, SD_PARTS)
-    family = family_of(configs)
-    info = ModelInfo(path=path, configs=configs, family_name=family.name)
+    local = root.is_dir() or not HUB_ID.match(path) or path.startswith(".")
+    if local and not root.is_dir():
+        raise UserError(f"model.path folder {root} does not exist.")
+    index = read_index(path)
+    names = present_parts(path, index)
+    if local:
+        _check_folder(root, tuple(names), tuple(n for n in names if KNOWN_PARTS[n].weighted), allow_pickle)
+    configs = _part_configs(path, [KNOWN_PARTS[name] for name in names])
+    family = pick_family(path, configs, index)
+    missing = [name for name in family.part_names if name not in names]
+    if missing:
+        raise UserError(f"model.path {path} is missing its '{missing[0]}' component, which every {family.label} "
+                        "model has.")
+    info = ModelInfo(path=path, configs=configs, family_name=family.name, settings=settings_of(index))
     for part, keys in REQUIRED.items():
         for key in keys:
             if configs[part].get(key) is None:

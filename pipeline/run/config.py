@@ -73,6 +73,15 @@ class OutpaintConfig:
 
 
 @dataclass
+class RefinerConfig:
+    """An SDXL refiner that takes over the base's latents for the last steps (A1111's "Refiner switch at")."""
+
+    path: str = ""  # a refiner (or any SDXL) folder, hub id or checkpoint file; "" = no refiner
+    switch_at: float = 0.8  # the share of the steps the base runs (diffusers' denoising_end / denoising_start)
+    config: str = ""  # a single-file refiner's configs, as model.config
+
+
+@dataclass
 class Config:
     """Every key a generation run reads; see the README's config table."""
 
@@ -104,6 +113,17 @@ class Config:
     keep_unmasked: bool = False
     blend_known: bool = False  # 9-channel inpainting UNets too get the kept latents blended back (A1111, ComfyUI)
     outpaint: OutpaintConfig = field(default_factory=OutpaintConfig)
+    # SDXL's size and crop conditioning, [height, width] and [top, left] as diffusers orders them; null = the run's
+    # size (the negative keys: their positive ones). Other families take none of them.
+    original_size: Optional[list[int]] = None
+    crops_coords_top_left: list[int] = field(default_factory=lambda: [0, 0])
+    target_size: Optional[list[int]] = None
+    negative_original_size: Optional[list[int]] = None
+    negative_crops_coords_top_left: Optional[list[int]] = None
+    negative_target_size: Optional[list[int]] = None
+    aesthetic_score: float = 6.0  # an SDXL refiner's (requires_aesthetics_score) conditioning
+    negative_aesthetic_score: float = 2.5
+    refiner: RefinerConfig = field(default_factory=RefinerConfig)
     performance: PerformanceConfig = field(default_factory=PerformanceConfig)
 
 

@@ -20,17 +20,18 @@ from pipeline.models.addons.lora import Lora, apply_loras
 from pipeline.models.components import Components, load_components, resolve_device
 from pipeline.models.inspect import ModelInfo, inspect_model
 from pipeline.run.config import to_yaml
-from pipeline.speed.deepcache import with_deepcache
-from pipeline.speed.token_merging import with_token_merging
 from pipeline.engine.conditioning import Conditioning
-from pipeline.engine.model_call import ModelCall, with_task_input
+from pipeline.engine.experts import first_expert
 from pipeline.common.errors import UserError
 from pipeline.engine.guidance import MAX_GUIDANCE_SCALE, is_guided
 from pipeline.common.interrupts import held
 from pipeline.engine.latents import decode, generators_for, to_pil
 from pipeline.common.limits import check_counts, check_side
-from pipeline.engine.loop import LoopSetup, StepCallback, denoise
+from pipeline.engine.loop import StepCallback, denoise
+from pipeline.run.model_calls import model_call
 from pipeline.run.outputs import a1111_parameters, check_writable, save_image
+from pipeline.run.refiner import check_refiner, refine
+from pipeline.run.size_keys import check_size_keys
 from pipeline.speed.performance import apply_performance, check_model_fits, check_performance
 from pipeline.text.check import check_prompt_options
 from pipeline.run.processes import my_share, process_device
@@ -59,6 +60,7 @@ class Plan:
     output_dir: Path
     loras: list[Lora] = field(default_factory=list)
     embeddings: list[Embedding] = field(default_factory=list)
+    refiner: Optional[ModelInfo] = None
 
     @property
     def dtype(self) -> torch.dtype:
@@ -119,13 +121,15 @@ def check(cfg: DictConfig) -> Plan:
     info = inspect_model(cfg.model.path, cfg.model.allow_pickle, cfg.model.config)
     check_runnable(scheduler, info.scheduler, scheduler_options_of(cfg), cfg.steps)
     check_prompt_options(cfg, info.text_encoder, info.family.syntaxes, info.family.label)
+    check_size_keys(cfg, info.family)
+    refiner = check_refiner(cfg, info, scheduler)
     precision = choose_dtype(cfg.model.dtype, device, info.unet, info.vae)
     check_model_fits(cfg.performance, info.unet)
     native = VARIANTS[cfg.task].check(cfg, info)
     height, width = _check_size(cfg, info, native)
     loras, embeddings = gather_loras(cfg, info), gather_embeddings(cfg, info)
     output_dir = check_writable(cfg.output_dir)
-    return Plan(cfg, info, scheduler, height, width, device, precision, output_dir, loras, embeddings)
+    return Plan(cfg, info, scheduler, height, width, device, precision, output_dir, loras, embeddings, refiner)
 
 
 def generate_images(
@@ -139,7 +143,8 @@ def generate_images(
     noise: Optional[torch.Tensor] = None,
     conditioning: Optional[Conditioning] = None,
 ) -> list[Image.Image]:
-    """One batch: encode the text, let the variant prepare latents, build the model call, denoise, decode.
+    """One batch: encode the text, let the variant prepare latents, build the model call, denoise (the base's share
+    of the steps, then the refiner's, when components has one), decode.
 
     `noise` and `conditioning` replace the seeded starting noise and the encoded prompts (the interpolation tool's
     frames).
@@ -148,24 +153,20 @@ def generate_images(
     scheduler = make_scheduler(cfg.scheduler.name, components.scheduler_config, scheduler_options_of(cfg), seeds)
     if conditioning is None:
         guided = is_guided(cfg.guidance_scale, components.unet.config)
-        conditioning = components.family.encode(components, cfg, len(seeds), guided)
+        conditioning = components.family.encode(components, cfg, len(seeds), guided, (height, width))
     ctx = RunContext(cfg, components, scheduler, generators, height, width, noise)
     setup = VARIANTS[cfg.task].prepare(ctx)
+    refiner = components.refiner
+    if refiner is not None:
+        setup.timesteps = first_expert(scheduler, setup.timesteps, cfg.refiner.switch_at)
     latents = denoise(
         model_call(components, cfg, setup), scheduler, setup, conditioning, cfg.guidance_scale, cfg.guidance_rescale,
         generators, callback=callback, progress=progress, guidance_cutoff=cfg.performance.guidance_cutoff,
     )
-    images = decode(components.vae, latents)
+    if refiner is not None:
+        latents = refine(refiner, cfg, latents, seeds, generators, (height, width), progress, callback)
+    images = decode((refiner or components).vae, latents)
     return to_pil(setup.finish(images) if setup.finish else images)
-
-
-def model_call(components: Components, cfg: DictConfig, setup: LoopSetup) -> ModelCall:
-    """The denoiser as the loop calls it, wrappers inside out: the family's model call, DeepCache (a fresh cache per
-    batch), token merging's seeded partition, the task's extra input channels."""
-    perf = cfg.performance
-    call = with_deepcache(components.family.model_call(components, cfg.guidance_scale), perf.deepcache_interval,
-                          perf.deepcache_branch)
-    return with_task_input(with_token_merging(call, components.unet), setup.model_input)
 
 
 def image_parameters(plan: Plan, seed: int) -> str:
@@ -190,8 +191,16 @@ def image_parameters(plan: Plan, seed: int) -> str:
         fields["Emphasis"] = EMPHASIS[cfg.prompt_syntax]
     if cfg.task != "txt2img":
         fields["Denoising strength"] = cfg.strength
+    if plan.refiner is not None:  # as A1111 writes them: the refiner's name (and a checkpoint's hash), the switch
+        fields["Refiner"] = refiner_name(cfg.refiner.path, plan.refiner.single_file)
+        fields["Refiner switch at"] = cfg.refiner.switch_at
     fields["Version"] = f"pipeline {__version__}"
     return a1111_parameters(cfg.prompt, cfg.negative_prompt, fields)
+
+
+def refiner_name(path: str, single_file: bool) -> str:
+    """A1111's Refiner field: the checkpoint's name and short hash in brackets, or the folder's name."""
+    return f"{Path(path).stem} [{model_hash(path)}]" if single_file else Path(path).name
 
 
 def image_config(plan: Plan, seed: int, batch: int = 1) -> str:
@@ -213,6 +222,7 @@ def loaded_with(plan: Plan) -> str:
         "performance": OmegaConf.to_container(cfg.performance), "device": str(plan.device), "dtype": str(plan.dtype),
         "loras": [(str(lora.path), lora.weight) for lora in plan.loras],
         "embeddings": [str(embedding.path) for embedding in plan.embeddings],
+        "refiner": OmegaConf.to_container(cfg.refiner) if plan.refiner is not None else None,
     }, sort_keys=True)
 
 
@@ -227,6 +237,9 @@ def load(plan: Plan) -> Components:
     text_encoders = {name: components.parts[name] for _, name in components.family.text_pairs}
     apply_loras(plan.loras, components.unet, text_encoders)
     apply_performance(components, cfg.performance)
+    if plan.refiner is not None:
+        components.refiner = load_components(plan.refiner, plan.device, plan.dtype, cfg.model.allow_pickle)
+        apply_performance(components.refiner, cfg.performance)
     return components
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import torch
 
@@ -21,14 +22,30 @@ def layer_count(text_encoder_config) -> int:
     return text_encoder_config.num_hidden_layers
 
 
+@dataclass(frozen=True)
+class Reading:
+    """Which hidden state a family reads from a CLIP text encoder at clip skip n, and whether a layer before the last
+    goes through the final layer norm (docs/prompt-syntax.md, "Clip skip")."""
+
+    skipped: int = 0  # layers already skipped at clip skip 1: 0 for SD 1.x and 2.x, 1 for SDXL (the penultimate)
+    normed: bool = True  # SD 1.x/2.x as A1111 reads them; SDXL reads its layers raw, as diffusers and A1111 do
+
+
+LAST = Reading()
+PENULTIMATE = Reading(skipped=1, normed=False)
+
+
 @torch.no_grad()
-def hidden_states(text_encoder, ids: torch.Tensor, mask: torch.Tensor | None, clip_skip: int) -> torch.Tensor:
-    """A1111's clip skip: 1 = the last layer's output (CLIP's last_hidden_state); n = the output of the n-th layer
-    from the end, passed through the final layer norm as CLIP's own output is."""
-    if clip_skip == 1:
+def hidden_states(text_encoder, ids: torch.Tensor, mask: torch.Tensor | None, clip_skip: int,
+                  reading: Reading = LAST) -> torch.Tensor:
+    """Clip skip n reads the (n + reading.skipped)-th hidden state from the end: for SD 1.x/2.x (A1111's numbering)
+    1 is CLIP's last_hidden_state and n an earlier layer through the final layer norm; for SDXL 1 is the penultimate
+    layer, raw, as SDXL was trained."""
+    if clip_skip == 1 and reading.skipped == 0:
         return text_encoder(ids, attention_mask=mask)[0]
     out = text_encoder(ids, attention_mask=mask, output_hidden_states=True)
-    return final_layer_norm(text_encoder)(out.hidden_states[-clip_skip])
+    state = out.hidden_states[-(clip_skip + reading.skipped)]
+    return final_layer_norm(text_encoder)(state) if reading.normed else state
 
 
 # A mean is "near zero" below this share of the values' mean magnitude: dividing by it would make the restored chunk
@@ -55,14 +72,15 @@ def emphasise(z: torch.Tensor, weights: list[float]) -> torch.Tensor:
     return (scaled * (z32.mean() / scaled.mean())).to(z.dtype)
 
 
-def encode_chunks(text_encoder, chunks: list[Chunk], clip_skip: int, device: torch.device) -> torch.Tensor:
+def encode_chunks(text_encoder, chunks: list[Chunk], clip_skip: int, device: torch.device,
+                  reading: Reading = LAST) -> torch.Tensor:
     """Each chunk through the encoder on its own, emphasised, then joined along the token axis: (1, 77 * n, width)."""
     use_mask = getattr(text_encoder.config, "use_attention_mask", False)
     parts = []
     for chunk in chunks:
         ids = torch.tensor([chunk.ids], device=device)
         mask = torch.tensor([chunk.mask], device=device) if use_mask else None
-        parts.append(emphasise(hidden_states(text_encoder, ids, mask, clip_skip), chunk.weights))
+        parts.append(emphasise(hidden_states(text_encoder, ids, mask, clip_skip, reading), chunk.weights))
     return torch.cat(parts, dim=1).to(dtype=text_encoder.dtype, device=device)
 
 

@@ -12,7 +12,7 @@ from pipeline.text.syntaxes import encode_a1111, encode_compel
 from pipeline.text.attention import parse_attention, plain_text
 from pipeline.text.tags import strip_tags
 from pipeline.text.multi_vector import expand_tokens
-from pipeline.text.chunk_embeddings import hidden_states
+from pipeline.text.chunk_embeddings import LAST, Reading, hidden_states
 from pipeline.engine.conditioning import Conditioning
 from pipeline.engine.nonfinite import NonFiniteError, is_finite, text_failure
 
@@ -88,7 +88,8 @@ def warn_about_prompt(tokenizer, prompt: str, key: str, syntax: str = "none") ->
 
 
 @torch.no_grad()
-def encode_text(tokenizer, text_encoder, texts: list[str], device: torch.device, clip_skip: int = 1) -> torch.Tensor:
+def encode_text(tokenizer, text_encoder, texts: list[str], device: torch.device, clip_skip: int = 1,
+                reading: Reading = LAST) -> torch.Tensor:
     """Embeddings for a list of texts, as diffusers' pipelines make them: padded to model_max_length, truncated past
     it, the last hidden state (or, with clip skip, an earlier layer's through the final layer norm)."""
     tokens = tokenizer(
@@ -101,27 +102,29 @@ def encode_text(tokenizer, text_encoder, texts: list[str], device: torch.device,
     mask = None
     if getattr(text_encoder.config, "use_attention_mask", False):
         mask = tokens.attention_mask.to(device)
-    hidden = hidden_states(text_encoder, tokens.input_ids.to(device), mask, clip_skip)
+    hidden = hidden_states(text_encoder, tokens.input_ids.to(device), mask, clip_skip, reading)
     return hidden.to(dtype=text_encoder.dtype, device=device)
 
 
 def encode_texts(tokenizer, text_encoder, texts: list[str], device: torch.device, syntax: str = "none",
-                 clip_skip: int = 1, keys: list[str] | None = None) -> list[torch.Tensor]:
+                 clip_skip: int = 1, keys: list[str] | None = None, reading: Reading = LAST,
+                 length: int = 0) -> list[torch.Tensor]:
     """Each text's embeddings, read with the prompt syntax (a1111, compel, or none: diffusers' plain 77 tokens);
     all come out the same length, so any of them can stand beside (or be mixed with) any other. `<lora:...>` tags
     are not text: they are removed (pipeline/addons applies them); a multi-vector embedding's token is spelled out.
-    Embeddings that are not finite raise NonFiniteError naming the text (`keys`, as the config names it) and why."""
+    Embeddings that are not finite raise NonFiniteError naming the text (`keys`, as the config names it) and why.
+    `reading` says which layer clip skip counts from; a1111's chunks are padded to at least `length` tokens."""
     texts = [expand_tokens(strip_tags(t), tokenizer) for t in texts]
     if syntax == "a1111":
-        encoded = encode_a1111(tokenizer, text_encoder, texts, clip_skip, device)
+        encoded = encode_a1111(tokenizer, text_encoder, texts, clip_skip, device, reading, length)
     elif syntax == "compel":
-        encoded = encode_compel(tokenizer, text_encoder, texts, device)
+        encoded = encode_compel(tokenizer, text_encoder, texts, device, reading)
     else:
-        encoded = [encode_text(tokenizer, text_encoder, [t], device, clip_skip) for t in texts]
+        encoded = [encode_text(tokenizer, text_encoder, [t], device, clip_skip, reading) for t in texts]
     for key, text, z in zip(keys or ["text"] * len(texts), texts, encoded):
         if not is_finite(z):  # one reduction per text; the cause is looked for only on failure
             plain = syntax != "none" and is_finite(encode_text(tokenizer, text_encoder, [plain_text(
-                parse_attention(text))], device, clip_skip))  # finite without the weights: they made it overflow
+                parse_attention(text))], device, clip_skip, reading))  # finite without the weights: they made it overflow
             raise NonFiniteError(text_failure(key, z, tokenizer, text_encoder, plain))
     return encoded
 

@@ -28,6 +28,10 @@ log = logging.getLogger("pipeline")
 
 def check(cfg, info: ModelInfo) -> tuple[int, int]:
     """A 5-channel UNet, a readable image, and a depth map file or an estimator in the model folder."""
+    if info.family_name.startswith("sdxl"):
+        raise UserError(f"depth2img needs Stable Diffusion 2's depth model (a UNet that takes the depth map as a 5th "
+                        f"input channel), which SDXL has no counterpart of in diffusers; model.path {info.path} is a "
+                        f"{info.family.label} model.")
     require_unet_channels(info, (5,), cfg.task)
     check_strength(cfg)
     size = image_size(cfg, info)

@@ -44,11 +44,13 @@ class Family:
     parts: tuple[Part, ...]
     text_pairs: tuple[tuple[str, str], ...]
     denoiser: str
-    encode: Callable[[Any, Any, int, bool], Conditioning]  # (components, cfg, count, guided) -> conditioning
+    encode: Callable[[Any, Any, int, bool, tuple[int, int]], Conditioning]  # (components, cfg, count, guided,
+    # (height, width)) -> conditioning
     model_call: Callable[[Any, float], ModelCall]  # (components, guidance_scale) -> the denoiser's model call
     matches: Callable[[dict[str, dict]], bool]  # whether a folder's part configs (read before loading) are this family
     single_file: Optional[SingleFile] = None
     syntaxes: tuple[str, ...] = SYNTAXES  # the prompt syntaxes its text side reads
+    pipelines: tuple[str, ...] = ()  # the diffusers pipeline classes a model_index.json of this family names
 
     @property
     def part_names(self) -> tuple[str, ...]:

@@ -25,11 +25,14 @@ PARTS = (
     Part("scheduler", PNDMScheduler, weighted=False),
 )
 CLIP, OPEN_CLIP = "cond_stage_model.transformer.", "cond_stage_model.model."  # text keys in one-file checkpoints
+SD_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionImg2ImgPipeline", "StableDiffusionInpaintPipeline",
+                "StableDiffusionDepth2ImgPipeline")
 SD2_BASE_STEP = 875000  # the 2.x base (512, epsilon) release's global_step: diffusers' from_single_file reads it so
 
 
-def encode_clip(components, cfg, count: int, guided: bool) -> Conditioning:
-    """The prompt's (and, when guided, the negative prompt's) hidden states, read with the config's syntax."""
+def encode_clip(components, cfg, count: int, guided: bool, size: tuple[int, int]) -> Conditioning:
+    """The prompt's (and, when guided, the negative prompt's) hidden states, read with the config's syntax (the
+    image size does not condition these models)."""
     return encode_prompt(components.tokenizer, components.text_encoder, cfg.prompt, cfg.negative_prompt, count, guided,
                          components.device, cfg.prompt_syntax, cfg.clip_skip)
 
@@ -42,6 +45,11 @@ def unet_call(components, guidance_scale: float) -> UNetCall:
 def openai_clip(configs: dict[str, dict]) -> bool:
     """SD 1.x's text encoder: CLIP's quick_gelu activation."""
     return configs["text_encoder"].get("hidden_act", "quick_gelu") != "gelu"
+
+
+def one_clip(configs: dict[str, dict]) -> bool:
+    """One text encoder (no second one, as SDXL's) and a UNet conditioned on it alone."""
+    return "text_encoder_2" not in configs and configs["unet"].get("addition_embed_type") != "text_time"
 
 
 def open_clip_sd2(header) -> str:
@@ -57,11 +65,13 @@ def convert_open_clip(meta: dict, text_config: CLIPTextConfig) -> dict:
 
 SD1 = Family(
     name="sd1", label="Stable Diffusion 1.x", parts=PARTS, text_pairs=(("tokenizer", "text_encoder"),),
-    denoiser="unet", encode=encode_clip, model_call=unet_call, matches=openai_clip,
+    denoiser="unet", encode=encode_clip, model_call=unet_call,
+    matches=lambda configs: one_clip(configs) and openai_clip(configs), pipelines=SD_PIPELINES,
     single_file=SingleFile(CLIP, lambda header: "sd1", lambda meta, text_config: convert_ldm_clip_checkpoint(meta)),
 )
 SD2 = Family(
     name="sd2", label="Stable Diffusion 2.x", parts=PARTS, text_pairs=(("tokenizer", "text_encoder"),),
-    denoiser="unet", encode=encode_clip, model_call=unet_call, matches=lambda configs: not openai_clip(configs),
+    denoiser="unet", encode=encode_clip, model_call=unet_call, pipelines=SD_PIPELINES,
+    matches=lambda configs: one_clip(configs) and not openai_clip(configs),
     single_file=SingleFile(OPEN_CLIP, open_clip_sd2, convert_open_clip),
 )

@@ -1,0 +1,20 @@
+"""The denoiser as the loop calls it: the family's model call wrapped by the speed options and the task's input."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from pipeline.engine.loop import LoopSetup
+from pipeline.engine.model_call import ModelCall, with_task_input
+from pipeline.models.components import Components
+from pipeline.speed.deepcache import with_deepcache
+from pipeline.speed.token_merging import with_token_merging
+
+
+def model_call(components: Components, cfg: DictConfig, setup: LoopSetup) -> ModelCall:
+    """Wrappers inside out: the family's model call, DeepCache (a fresh cache per batch), token merging's seeded
+    partition, the task's extra input channels."""
+    perf = cfg.performance
+    call = with_deepcache(components.family.model_call(components, cfg.guidance_scale), perf.deepcache_interval,
+                          perf.deepcache_branch)
+    return with_task_input(with_token_merging(call, components.unet), setup.model_input)
