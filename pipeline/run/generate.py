@@ -31,7 +31,7 @@ from pipeline.engine.loop import StepCallback, denoise
 from pipeline.run.model_calls import model_call
 from pipeline.run.outputs import a1111_parameters, check_writable, save_image
 from pipeline.run.refiner import check_refiner, refine
-from pipeline.run.size_keys import check_size_keys
+from pipeline.run.size_keys import check_size_keys, sdxl_fields
 from pipeline.speed.performance import apply_performance, check_model_fits, check_performance
 from pipeline.text.check import check_prompt_options
 from pipeline.run.processes import my_share, process_device
@@ -191,16 +191,9 @@ def image_parameters(plan: Plan, seed: int) -> str:
         fields["Emphasis"] = EMPHASIS[cfg.prompt_syntax]
     if cfg.task != "txt2img":
         fields["Denoising strength"] = cfg.strength
-    if plan.refiner is not None:  # as A1111 writes them: the refiner's name (and a checkpoint's hash), the switch
-        fields["Refiner"] = refiner_name(cfg.refiner.path, plan.refiner.single_file)
-        fields["Refiner switch at"] = cfg.refiner.switch_at
+    fields.update(sdxl_fields(cfg, plan.refiner))
     fields["Version"] = f"pipeline {__version__}"
     return a1111_parameters(cfg.prompt, cfg.negative_prompt, fields)
-
-
-def refiner_name(path: str, single_file: bool) -> str:
-    """A1111's Refiner field: the checkpoint's name and short hash in brackets, or the folder's name."""
-    return f"{Path(path).stem} [{model_hash(path)}]" if single_file else Path(path).name
 
 
 def image_config(plan: Plan, seed: int, batch: int = 1) -> str:
