@@ -21,7 +21,7 @@ from pipeline.run import generate
 TOLERANCE = 1  # out of 255, per pixel, on the uint8 output
 SCHEDULERS = ["pndm", "lms", "ddim", "euler", "euler_a", "dpmpp_2m_karras"]
 SEED, COUNT, STEPS, PROMPT = 3, 2, 5, "a red circle"
-PAIR_STEPS, SWITCH = 10, 0.8  # base + refiner: 10 steps, so the refiner runs 2 of them
+PAIR_STEPS, SWITCH = 6, 0.8  # base + refiner: the refiner runs the last 2 of 6 steps (timesteps 167, 1)
 SIZES = dict(original_size=(48, 40), crops_coords_top_left=(4, 8), target_size=(24, 40))
 NEGATIVE_SIZES = dict(negative_original_size=(16, 24), negative_crops_coords_top_left=(2, 0),
                       negative_target_size=(32, 16))
@@ -29,8 +29,12 @@ CASES = {
     "guidance_rescale": dict(guidance_rescale=0.7),
     "sizes": SIZES,
     "negative_sizes": NEGATIVE_SIZES,
+    "negative_sizes_default_crops": dict(**SIZES, negative_original_size=(16, 24), negative_target_size=(32, 16)),
     "negative_prompt": dict(negative_prompt="a blue square", **SIZES, **NEGATIVE_SIZES),
 }
+# every scheduler on a 4-channel UNet from a noised image and on a 9-channel one from noise, one on the other two
+INPAINT_CASES = [*((name, 4, 0.7) for name in SCHEDULERS), *((name, 9, 1.0) for name in SCHEDULERS),
+                 ("euler_a", 4, 1.0), ("euler_a", 9, 0.7)]
 AESTHETIC = dict(aesthetic_score=8.0, negative_aesthetic_score=1.0)
 
 _pipes = {}
@@ -55,8 +59,8 @@ def theirs(pipe, name, seed=SEED, count=COUNT, **kwargs) -> np.ndarray:
 
 
 def theirs_one_by_one(pipe, name, **kwargs) -> np.ndarray:
-    """diffusers' SDXL inpaint encodes its one image with generator[0] only, so image i of a batch depends on seed 0;
-    ours depends on its own seed alone and equals a single-image diffusers run with seed + i."""
+    """Single-image diffusers runs with seeds SEED + i, stacked: what our image i equals where diffusers' batch ties
+    images together (its inpaint encodes the one input image with generator[0] only)."""
     return np.concatenate([theirs(pipe, name, seed=SEED + i, count=1, **kwargs) for i in range(COUNT)])
 
 
@@ -89,11 +93,6 @@ def assert_parity(mine, reference) -> None:
     assert max_pixel_difference(mine, reference) <= TOLERANCE
 
 
-def differ(a, b) -> int:
-    """The largest pixel difference between two reference outputs."""
-    return max_pixel_difference(a, b)
-
-
 @pytest.mark.parametrize("name", SCHEDULERS)
 def test_txt2img(name, sdxl_base, tmp_path):
     reference = theirs(reference_pipe(StableDiffusionXLPipeline, sdxl_base), name, height=SIZE, width=SIZE)
@@ -105,20 +104,23 @@ def test_settings_change_the_image(sdxl_base, sdxl_refiner, sdxl_inputs):
     base = reference_pipe(StableDiffusionXLPipeline, sdxl_base)
     plain = theirs(base, "euler", height=SIZE, width=SIZE)
     for case, settings in CASES.items():
-        assert differ(theirs(base, "euler", height=SIZE, width=SIZE, **settings), plain) > 2, case
+        assert max_pixel_difference(theirs(base, "euler", height=SIZE, width=SIZE, **settings), plain) > 2, case
     refiner = reference_pipe(StableDiffusionXLImg2ImgPipeline, sdxl_refiner)
     image = Image.open(sdxl_inputs["image"])
     default_scores = theirs(refiner, "euler", image=image, strength=0.6)
-    assert differ(theirs(refiner, "euler", image=image, strength=0.6, **AESTHETIC), default_scores) > 2
+    assert max_pixel_difference(theirs(refiner, "euler", image=image, strength=0.6, **SIZES), default_scores) > 2, "sizes"
+    assert max_pixel_difference(theirs(refiner, "euler", image=image, strength=0.6, **AESTHETIC), default_scores) > 2
     alone = theirs(base, "euler", height=SIZE, width=SIZE, num_inference_steps=PAIR_STEPS)
-    assert differ(theirs_pair(base, refiner, "euler"), alone) > 2, "the refiner did not change the image"
+    assert max_pixel_difference(theirs_pair(base, refiner, "euler"), alone) > 2, "the refiner did not change the image"
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_settings(case, sdxl_base, tmp_path):
+    """One image per diffusers call: its txt2img joins the negative and positive time ids before repeating them per
+    image, so in a batch of 2 image 0's positive half gets the negative ids (pipeline_stable_diffusion_xl.py)."""
     settings = CASES[case]
-    reference = theirs(reference_pipe(StableDiffusionXLPipeline, sdxl_base), "euler", height=SIZE, width=SIZE,
-                       **settings)
+    reference = theirs_one_by_one(reference_pipe(StableDiffusionXLPipeline, sdxl_base), "euler", height=SIZE,
+                                  width=SIZE, **settings)
     assert_parity(ours(sdxl_base, tmp_path, "txt2img", "euler", height=SIZE, width=SIZE, **settings), reference)
 
 
@@ -129,23 +131,23 @@ def test_img2img(name, sdxl_base, sdxl_inputs, tmp_path):
     assert_parity(ours(sdxl_base, tmp_path, "img2img", name, image=sdxl_inputs["image"], strength=0.6), reference)
 
 
-@pytest.mark.parametrize("scores", [{}, AESTHETIC], ids=["default_scores", "scores"])
-def test_refiner_img2img(scores, sdxl_refiner, sdxl_inputs, tmp_path):
-    """The refiner alone as an img2img model: text_encoder_2 only, the aesthetic score among its time ids."""
+@pytest.mark.parametrize("settings", [{}, AESTHETIC, SIZES], ids=["defaults", "scores", "sizes"])
+def test_refiner_img2img(settings, sdxl_refiner, sdxl_inputs, tmp_path):
+    """The refiner alone as an img2img model: text_encoder_2 only, the aesthetic score among its time ids; diffusers'
+    img2img defaults the negative sizes to the positive ones but the negative crop to (0, 0)."""
     pipe = reference_pipe(StableDiffusionXLImg2ImgPipeline, sdxl_refiner)
-    reference = theirs(pipe, "euler_a", image=Image.open(sdxl_inputs["image"]), strength=0.6, **scores)
-    mine = ours(sdxl_refiner, tmp_path, "img2img", "euler_a", image=sdxl_inputs["image"], strength=0.6, **scores)
+    reference = theirs(pipe, "euler_a", image=Image.open(sdxl_inputs["image"]), strength=0.6, **settings)
+    mine = ours(sdxl_refiner, tmp_path, "img2img", "euler_a", image=sdxl_inputs["image"], strength=0.6, **settings)
     assert_parity(mine, reference)
 
 
-@pytest.mark.parametrize("strength", [1.0, 0.7])
-@pytest.mark.parametrize("channels", [4, 9])
-@pytest.mark.parametrize("name", SCHEDULERS)
+@pytest.mark.parametrize("name, channels, strength", INPAINT_CASES)
 def test_inpaint(name, channels, strength, sdxl_base, sdxl_inpaint, sdxl_inputs, tmp_path):
     model = sdxl_inpaint if channels == 9 else sdxl_base
     pipe = reference_pipe(StableDiffusionXLInpaintPipeline, model)
     reference = theirs_one_by_one(pipe, name, image=Image.open(sdxl_inputs["image"]),
-                                  mask_image=Image.open(sdxl_inputs["mask"]), strength=strength)
+                                  mask_image=Image.open(sdxl_inputs["mask"]), strength=strength, height=SIZE,
+                                  width=SIZE)  # diffusers' SDXL inpaint makes 64x64 images (the UNet's size) else
     mine = ours(model, tmp_path, "inpaint", name, image=sdxl_inputs["image"], mask=sdxl_inputs["mask"],
                 strength=strength)
     assert_parity(mine, reference)
