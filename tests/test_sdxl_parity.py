@@ -107,9 +107,9 @@ def test_settings_change_the_image(sdxl_base, sdxl_refiner, sdxl_inputs):
         assert max_pixel_difference(theirs(base, "euler", height=SIZE, width=SIZE, **settings), plain) > 2, case
     refiner = reference_pipe(StableDiffusionXLImg2ImgPipeline, sdxl_refiner)
     image = Image.open(sdxl_inputs["image"])
-    default_scores = theirs(refiner, "euler", image=image, strength=0.6)
-    assert max_pixel_difference(theirs(refiner, "euler", image=image, strength=0.6, **SIZES), default_scores) > 2, "sizes"
-    assert max_pixel_difference(theirs(refiner, "euler", image=image, strength=0.6, **AESTHETIC), default_scores) > 2
+    defaults = theirs(refiner, "euler", image=image, strength=0.6)
+    for case, settings in {"sizes": SIZES, "scores": AESTHETIC}.items():
+        assert max_pixel_difference(theirs(refiner, "euler", image=image, strength=0.6, **settings), defaults) > 2, case
     alone = theirs(base, "euler", height=SIZE, width=SIZE, num_inference_steps=PAIR_STEPS)
     assert max_pixel_difference(theirs_pair(base, refiner, "euler"), alone) > 2, "the refiner did not change the image"
 
