@@ -120,3 +120,15 @@ def test_float16_keeps_a_force_upcast_vae_in_float32(sdxl_base, tmp_path):
                       model__dtype="float16")
     image = Image.open(next(generate.run(cfg, progress=False)))
     assert image.size == (SIZE, SIZE)
+
+
+def test_the_shipped_sdxl_config_runs_with_a_refiner(sdxl_base, sdxl_refiner, tmp_path, monkeypatch):
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)
+    cfg = config.load(root / "configs" / "sdxl.yaml")
+    assert cfg.model.path == "stabilityai/stable-diffusion-xl-base-1.0" and cfg.height == 1024
+    cfg = config.load(root / "configs" / "sdxl.yaml", [f"model.path={sdxl_base}", f"refiner.path={sdxl_refiner}",
+                                                      f"output_dir={tmp_path}", "steps=4", f"height={SIZE}",
+                                                      f"width={SIZE}", "model.device=cpu"])
+    [path] = generate.run(cfg, progress=False)
+    assert Image.open(path).size == (SIZE, SIZE)
