@@ -64,9 +64,9 @@ def theirs_one_by_one(pipe, name, **kwargs) -> np.ndarray:
     return np.concatenate([theirs(pipe, name, seed=SEED + i, count=1, **kwargs) for i in range(COUNT)])
 
 
-def theirs_pair(base, refiner, name, **kwargs) -> np.ndarray:
+def theirs_pair(base, refiner, name, refiner_only=None, **kwargs) -> np.ndarray:
     """diffusers' ensemble of experts: the base stops at SWITCH and hands its latents to the refiner, with the
-    same generator list object going on from where the base left it."""
+    same generator list object going on from where the base left it; kwargs go to both, refiner_only to it alone."""
     seeds = [SEED + i for i in range(COUNT)]
     gens = generators(SEED, COUNT)
     base.scheduler = make_scheduler(name, base.original_scheduler_config, {}, seeds)
@@ -74,7 +74,7 @@ def theirs_pair(base, refiner, name, **kwargs) -> np.ndarray:
     common = dict(prompt=PROMPT, num_inference_steps=PAIR_STEPS, guidance_scale=7.5, num_images_per_prompt=COUNT,
                   generator=gens, **kwargs)
     latents = base(height=SIZE, width=SIZE, denoising_end=SWITCH, output_type="latent", **common).images
-    return refiner(image=latents, denoising_start=SWITCH, output_type="np", **common).images
+    return refiner(image=latents, denoising_start=SWITCH, output_type="np", **common, **(refiner_only or {})).images
 
 
 def ours(model, tmp_path, task, name, **settings) -> list[Image.Image]:
@@ -184,4 +184,16 @@ def test_base_and_refiner(name, sdxl_base, sdxl_refiner, tmp_path, unet_timestep
     mine = ours(sdxl_base, tmp_path, "txt2img", name, height=SIZE, width=SIZE, steps=PAIR_STEPS, batch_size=COUNT,
                 refiner__path=sdxl_refiner, refiner__switch_at=SWITCH)
     assert steps_run(unet_timesteps) == their_steps
+    assert_parity(mine, reference)
+
+
+def test_base_and_refiner_settings(sdxl_base, sdxl_refiner, tmp_path):
+    """Sizes and the negative prompt reach both stages, the aesthetic scores the refiner."""
+    base = reference_pipe(StableDiffusionXLPipeline, sdxl_base)
+    refiner = reference_pipe(StableDiffusionXLImg2ImgPipeline, sdxl_refiner)
+    settings = dict(original_size=(48, 40), target_size=(24, 40), negative_prompt="a blue square")
+    reference = theirs_pair(base, refiner, "euler_a", refiner_only=AESTHETIC, **settings)
+    assert max_pixel_difference(reference, theirs_pair(base, refiner, "euler_a")) > 2
+    mine = ours(sdxl_base, tmp_path, "txt2img", "euler_a", height=SIZE, width=SIZE, steps=PAIR_STEPS,
+                refiner__path=sdxl_refiner, refiner__switch_at=SWITCH, **settings, **AESTHETIC)
     assert_parity(mine, reference)
