@@ -2,7 +2,10 @@
 encoders (A1111 chunks and BREAK, compel, clip skip's numbering), float16 with a force_upcast VAE, jobs and X/Y/Z."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,7 @@ from diffusers import StableDiffusionXLPipeline
 from PIL import Image
 
 from conftest import make_config
-from sdxl_fixtures import SIZE, sdxl_base, sdxl_inputs, sdxl_refiner  # noqa: F401 (fixtures)
+from sdxl_fixtures import SIZE, sdxl_base, sdxl_inpaint, sdxl_inputs, sdxl_refiner  # noqa: F401 (fixtures)
 from pipeline.cli import main as cli
 from pipeline.models.components import load_components
 from pipeline.models.inspect import inspect_model
@@ -132,3 +135,27 @@ def test_the_shipped_sdxl_config_runs_with_a_refiner(sdxl_base, sdxl_refiner, tm
                                                       f"width={SIZE}", "model.device=cpu"])
     [path] = generate.run(cfg, progress=False)
     assert Image.open(path).size == (SIZE, SIZE)
+
+
+def test_an_sdxl_hub_id_loads_from_the_hub_cache_offline(sdxl_base, tmp_path):
+    """model.path as users write it for SDXL, read from a hub cache laid out as huggingface_hub lays it out."""
+    repo = tmp_path / "cache" / "models--stabilityai--stable-diffusion-xl-base-1.0"
+    shutil.copytree(sdxl_base, repo / "snapshots" / "0000000000000000000000000000000000000001")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0000000000000000000000000000000000000001")
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, str(root / "scripts" / "generate.py"), str(root / "configs" / "sdxl.yaml"),
+                           f"output_dir={tmp_path / 'out'}", "steps=2", f"height={SIZE}", f"width={SIZE}",
+                           "model.device=cpu"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    [path] = (tmp_path / "out").glob("*.png")
+    assert "Model: stable-diffusion-xl-base-1.0" in Image.open(path).info["parameters"]
+
+
+def test_sdxl_outpaints_with_both_unets(sdxl_base, sdxl_inpaint, sdxl_inputs, tmp_path):
+    for model in (sdxl_base, sdxl_inpaint):
+        cfg = make_config(model, tmp_path / model.name, task="outpaint", prompt="a red circle", steps=3,
+                          image=sdxl_inputs["image"], outpaint__left=8, outpaint__top=4, strength=1.0)
+        image = Image.open(next(generate.run(cfg, progress=False)))
+        assert image.size == (SIZE + 8, SIZE + 4)
