@@ -116,7 +116,8 @@ def load_vae(info: ModelInfo, device: torch.device, dtype: torch.dtype, allow_pi
     """Only the VAE of a model, placed and in eval mode (the latent tools need no more)."""
     dtype = vae_dtype(info, dtype)
     if info.single_file:
-        vae = load_checkpoint(info.path, info.config_dir, info.unet["in_channels"], dtype)[3]
+        vae = load_checkpoint(info.path, info.config_dir, info.family, info.unet["in_channels"], dtype, dtype,
+                              ("vae",))["vae"]
     else:
         with refused_pickles(info.path, "vae"):
             vae = AutoencoderKL.from_pretrained(info.path, subfolder="vae",
@@ -131,8 +132,7 @@ def load_components(
     path, family = info.path, info.family
     weights = {"use_safetensors": None if allow_pickle else True, "dtype": dtype}
     if info.single_file:
-        parts = dict(zip(("tokenizer", "text_encoder", "unet", "vae"),
-                         load_checkpoint(path, info.config_dir, info.unet["in_channels"], dtype)))
+        parts = load_checkpoint(path, info.config_dir, family, info.unet["in_channels"], dtype, vae_dtype(info, dtype))
     else:
         parts = {}
         for part in family.parts:

@@ -1,8 +1,9 @@
 """Single-file checkpoints (`model.path: model.safetensors`, as A1111 and ComfyUI share them), read offline.
 
-Each part is loaded by diffusers' own single-file loaders (`UNet2DConditionModel.from_single_file`,
-`AutoencoderKL.from_single_file`, `create_diffusers_clip_model_from_ldm` for the text encoder), with the JSON config
-folders kept in `configs/single_file/` instead of the hub's: nothing is downloaded.
+The UNet and VAE are loaded by diffusers' own single-file loaders (`UNet2DConditionModel.from_single_file`,
+`AutoencoderKL.from_single_file`), each text encoder (one for SD 1.x / 2.x, two for SDXL, one for its refiner) from
+the family's conversion (diffusers' `convert_ldm_clip_checkpoint` / `convert_open_clip_checkpoint` at its key
+prefix), with the JSON config folders kept in `configs/single_file/` instead of the hub's: nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate import init_empty_weights
 from diffusers import AutoencoderKL, UNet2DConditionModel
-from diffusers.loaders.single_file_utils import create_diffusers_clip_model_from_ldm, load_single_file_checkpoint
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from diffusers.loaders.single_file_utils import load_single_file_checkpoint
 
 from pipeline.common.file_checks import quietly
 from pipeline.common.errors import UserError, first_line
-from pipeline.models.single_file.detect import check_fit, config_folder, in_channels
+from pipeline.models.families import Family
+from pipeline.models.single_file.detect import check_fit, config_folder, in_channels, pick_family, text_configs
 from pipeline.models.single_file.header import is_checkpoint_file, read_header
 
 __all__ = ["is_checkpoint_file", "read_configs", "load_checkpoint", "model_hash"]
@@ -35,8 +37,9 @@ def _config(cls: Any, folder: Path, part: str) -> dict[str, Any]:
 
 
 def read_configs(path: str, allow_pickle: bool, config: str) -> tuple[Path, dict[str, dict[str, Any]]]:
-    """The config folder for a checkpoint file and its unet / vae / scheduler / text_encoder configs, after checking
-    that every tensor they need is in the file with its shape. No weights are loaded (a .ckpt is read weights-only)."""
+    """The config folder for a checkpoint file and its unet / vae / scheduler / text encoder configs (each text
+    encoder of the family its keys show), after checking that every tensor they need is in the file with its shape.
+    No weights are loaded (a .ckpt is read weights-only)."""
     file = Path(path)
     header = read_header(file, allow_pickle)
     folder = config_folder(header, file, config)
@@ -44,25 +47,46 @@ def read_configs(path: str, allow_pickle: bool, config: str) -> tuple[Path, dict
 
     configs = {"unet": _config(UNet2DConditionModel, folder, "unet"), "vae": _config(AutoencoderKL, folder, "vae")}
     configs["unet"]["in_channels"] = in_channels(header) or configs["unet"]["in_channels"]
-    check_fit(header, file, folder, configs)
+    texts = text_configs(folder, pick_family(header, file))
+    check_fit(header, file, folder, configs, texts)
     configs["scheduler"] = _config(PNDMScheduler, folder, "scheduler")
-    configs["text_encoder"] = CLIPTextConfig.from_pretrained(folder, subfolder="text_encoder").to_dict()
+    configs.update({part: text.to_dict() for part, text in texts.items()})
     return folder, configs
 
 
-def load_checkpoint(path: str, folder: str, in_channels: int, dtype: torch.dtype) -> tuple:
-    """Tokenizer, text encoder, UNet and VAE from one checkpoint file, each by diffusers' single-file loader."""
+def _text_encoder(family: Family, part: str, text_config: Any, checkpoint: dict, dtype: torch.dtype):
+    """One text encoder: built without weights, given the checkpoint's tensors as the family converts them (the
+    conversion the checks ran on the meta device), in the dtype."""
+    tensors = family.single_file.convert_text(checkpoint, text_config)
+    with init_empty_weights():
+        model = family.part(part).loader(text_config)
+    if not hasattr(model, "text_model"):  # transformers' CLIPTextModel names its tensors without text_model.
+        tensors = {name.removeprefix("text_model."): tensor for name, tensor in tensors.items()}
+    model.load_state_dict(tensors, strict=False, assign=True)
+    return model.to(dtype)
+
+
+def load_checkpoint(path: str, folder: str, family: Family, in_channels: int, dtype: torch.dtype,
+                    vae_dtype: torch.dtype, names: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The family's tokenizers, text encoders, UNet and VAE (or only the parts `names` lists) from one checkpoint
+    file, by name; the UNet and VAE by diffusers' single-file loaders."""
+    names = names or tuple(part.name for part in family.parts if part.name != "scheduler")
+    parts: dict[str, Any] = {}
+    texts = text_configs(Path(folder), family)
     with quietly():
         checkpoint = load_single_file_checkpoint(path, local_files_only=True)
-        shared = {"config": folder, "local_files_only": True, "torch_dtype": dtype}
-        unet = UNet2DConditionModel.from_single_file(checkpoint, subfolder="unet", in_channels=in_channels, **shared)
-        vae = AutoencoderKL.from_single_file(checkpoint, subfolder="vae", **shared)
-        text_encoder = create_diffusers_clip_model_from_ldm(
-            CLIPTextModel, checkpoint, subfolder="text_encoder", config=folder, torch_dtype=dtype,
-            local_files_only=True,
-        )
-    tokenizer = CLIPTokenizer.from_pretrained(folder, subfolder="tokenizer")
-    return tokenizer, text_encoder, unet, vae
+        shared = {"config": folder, "local_files_only": True}
+        if "unet" in names:
+            parts["unet"] = UNet2DConditionModel.from_single_file(checkpoint, subfolder="unet", in_channels=in_channels,
+                                                                  torch_dtype=dtype, **shared)
+        if "vae" in names:
+            parts["vae"] = AutoencoderKL.from_single_file(checkpoint, subfolder="vae", torch_dtype=vae_dtype, **shared)
+        for tokenizer, encoder in family.text_pairs:
+            if encoder in names:
+                parts[encoder] = _text_encoder(family, encoder, texts[encoder], checkpoint, dtype)
+            if tokenizer in names:
+                parts[tokenizer] = family.part(tokenizer).loader.from_pretrained(folder, subfolder=tokenizer)
+    return parts
 
 
 @lru_cache(maxsize=8)
