@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from diffusers import StableDiffusionXLPipeline
@@ -159,3 +160,22 @@ def test_sdxl_outpaints_with_both_unets(sdxl_base, sdxl_inpaint, sdxl_inputs, tm
                           image=sdxl_inputs["image"], outpaint__left=8, outpaint__top=4, strength=1.0)
         image = Image.open(next(generate.run(cfg, progress=False)))
         assert image.size == (SIZE + 8, SIZE + 4)
+
+
+def test_interpolating_sdxl_prompts_of_different_lengths_ends_at_their_images(sdxl_base, tmp_path):
+    """Every tensor of the bundle (hidden states, pooled, time ids) is mixed; a 1-chunk prompt is padded to the
+    2-chunk one's length as A1111 pads them (zeros for the empty negative prompt's zeros), so the last frame is the
+    2-chunk prompt's own image."""
+    from pipeline.tools import latent_space
+
+    long_b = "a blue square " + "on white " * 40
+    items = [f"model.path={sdxl_base}", f"output_dir={tmp_path}", "model.device=cpu", "model.dtype=float32",
+             "latents.between=prompts", "latents.frames=3", "steps=2", "seed=5", "prompt=a red circle",
+             f"latents.prompt_b={long_b}", f"height={SIZE}", f"width={SIZE}"]
+    result = latent_space.run("interpolate", latent_space.load(None, items))
+    frames = [np.asarray(Image.open(result.files[f"frame_{i:02d}"]).convert("RGB")) for i in range(3)]
+    components = load_components(inspect_model(str(sdxl_base)), CPU, torch.float32)
+    cfg = make_config(sdxl_base, tmp_path, steps=2, prompt=long_b)
+    [image] = generate.generate_images(components, cfg, [5], SIZE, SIZE, progress=False)
+    assert np.array_equal(frames[-1], np.asarray(image))
+    assert not np.array_equal(frames[1], frames[0]) and not np.array_equal(frames[1], frames[2])

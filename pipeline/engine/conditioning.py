@@ -51,6 +51,20 @@ class Conditioning:
         """The bundle of one image repeated for `count` images."""
         return self.map(lambda name, t: t.repeat(count, *[1] * (t.ndim - 1)))
 
+    def padded(self, length: int, empty: Tensors) -> "Conditioning":
+        """Both halves' hidden states grown to `length` tokens with copies of an empty text's (A1111 pads a shorter
+        prompt with empty chunks so), or with zeros for a half that is zeros (SDXL's empty negative prompt); the
+        other names, one row per image, stay as they are."""
+
+        def grow(name: str, tensor: torch.Tensor) -> torch.Tensor:
+            missing = (length - tensor.shape[1]) // empty[name].shape[1] if name == "hidden_states" else 0
+            if missing <= 0:
+                return tensor
+            chunk = empty[name] if tensor.any() else torch.zeros_like(empty[name])
+            return torch.cat([tensor, chunk.repeat(len(tensor), missing, 1)], dim=1)
+
+        return self.map(grow)
+
     def with_cond(self, cond: Tensors) -> "Conditioning":
         """The same unconditional half beside another conditional one (a frame between two prompts)."""
         return Conditioning(cond, self.uncond)

@@ -114,7 +114,7 @@ class Config:
     blend_known: bool = False  # 9-channel inpainting UNets too get the kept latents blended back (A1111, ComfyUI)
     outpaint: OutpaintConfig = field(default_factory=OutpaintConfig)
     # SDXL's size and crop conditioning, [height, width] and [top, left] as diffusers orders them; null = the run's
-    # size (the negative keys: their positive ones). Other families take none of them.
+    # size (the negative keys: docs/sdxl.md, as diffusers defaults them). Other families take none of them.
     original_size: Optional[list[int]] = None
     crops_coords_top_left: list[int] = field(default_factory=lambda: [0, 0])
     target_size: Optional[list[int]] = None

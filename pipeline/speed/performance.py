@@ -66,7 +66,7 @@ def offload(components: Components) -> None:
     from accelerate import cpu_offload_with_hook
 
     hook = None
-    for module in (components.text_encoder, components.unet, components.vae):
+    for module in [encoder for _, encoder in components.text_pairs] + [components.unet, components.vae]:
         module.to("cpu")
         _, hook = cpu_offload_with_hook(module, components.device, prev_module_hook=hook)
 

@@ -3,9 +3,9 @@ takes the pooled text embedding and the size and crop conditioning ("time ids", 
 an AutoencoderKL (scaling factor 0.13025, force_upcast).
 
 The conditioning follows diffusers' StableDiffusionXLPipeline: hidden states joined on the feature axis, the pooled
-output of the second encoder as `text_embeds`, `time_ids` from the config's size keys (each negative key defaults
-to its positive one), an empty negative prompt as zeros where model_index.json's force_zeros_for_empty_prompt says
-so, and the refiner's aesthetic score in place of the target size where its requires_aesthetics_score says so.
+output of the second encoder as `text_embeds`, `time_ids` from the config's size keys, an empty negative prompt as
+zeros where model_index.json's force_zeros_for_empty_prompt says so, and the refiner's aesthetic score in place of
+the target size where its requires_aesthetics_score says so.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProject
 from pipeline.engine.conditioning import Conditioning
 from pipeline.models.families.family import Family, Part
 from pipeline.models.families.sd import unet_call
+from pipeline.models.families.sdxl_file import REFINER_FILE, SDXL_FILE
 from pipeline.text.pairs import encode_pairs
 
 BASE_PARTS = (
@@ -38,16 +39,20 @@ def text_time(configs: dict[str, dict]) -> bool:
 
 
 def size_ids(cfg, size: tuple[int, int], aesthetic: bool) -> tuple[list[float], list[float]]:
-    """(positive, negative) time ids: original size + crop top-left + target size, or + aesthetic score for a
-    refiner; unset sizes are the run's (height, width), unset negative keys their positive ones."""
-    original = list(cfg.original_size or size)
-    crops = list(cfg.crops_coords_top_left)
-    target = list(cfg.target_size or size)
+    """(positive, negative) time ids as diffusers' SDXL pipelines make them: original size + crop top-left + target
+    size, or + aesthetic score for a refiner; unset sizes are the run's (height, width). The negative ids are the
+    positive ones until a negative key is set (a refiner's always have their own score); then an unset negative
+    size is its positive one and an unset negative crop [0, 0]."""
+    original, crops, target = list(cfg.original_size or size), list(cfg.crops_coords_top_left), list(cfg.target_size or size)
     negative_original = list(cfg.negative_original_size or original)
-    negative_crops = list(cfg.negative_crops_coords_top_left or crops)
+    negative_crops = list(cfg.negative_crops_coords_top_left or [0, 0])
     if aesthetic:
         return original + crops + [cfg.aesthetic_score], negative_original + negative_crops + [cfg.negative_aesthetic_score]
-    return original + crops + target, negative_original + negative_crops + list(cfg.negative_target_size or target)
+    positive = original + crops + target
+    negatives = (cfg.negative_original_size, cfg.negative_crops_coords_top_left, cfg.negative_target_size)
+    if all(key is None for key in negatives):
+        return positive, positive
+    return positive, negative_original + negative_crops + list(cfg.negative_target_size or target)
 
 
 def encode_sdxl(components, cfg, count: int, guided: bool, size: tuple[int, int]) -> Conditioning:
@@ -69,10 +74,11 @@ SDXL = Family(
     name="sdxl", label="Stable Diffusion XL", parts=BASE_PARTS,
     text_pairs=(("tokenizer", "text_encoder"), ("tokenizer_2", "text_encoder_2")), denoiser="unet",
     encode=encode_sdxl, model_call=unet_call, matches=lambda configs: text_time(configs) and "text_encoder" in configs,
-    pipelines=SDXL_PIPELINES,
+    pipelines=SDXL_PIPELINES, single_file=SDXL_FILE,
 )
 SDXL_REFINER = Family(
     name="sdxl-refiner", label="Stable Diffusion XL refiner", parts=REFINER_PARTS,
     text_pairs=(("tokenizer_2", "text_encoder_2"),), denoiser="unet", encode=encode_sdxl, model_call=unet_call,
     matches=lambda configs: text_time(configs) and "text_encoder" not in configs, pipelines=SDXL_PIPELINES,
+    single_file=REFINER_FILE,
 )

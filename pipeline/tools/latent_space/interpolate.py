@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -15,8 +15,6 @@ from pipeline.engine.guidance import is_guided
 from pipeline.engine.latents import generators_for, initial_noise
 from pipeline.common.limits import check_sheet
 from pipeline.tools.run_folder import save_gif, save_png
-from pipeline.engine.conditioning import Conditioning
-from pipeline.text.encoding import encode_texts
 from pipeline.tools.tool_config import generation_config
 from pipeline.tools.latent_space.common import ToolResult, check_images, decode_image, encode_image, load_vae, start_run
 from pipeline.tools.latent_space.mixing import interpolate as mix, weights
@@ -60,11 +58,12 @@ def generated_frames(cfg: DictConfig, progress: bool) -> tuple[list[Image.Image]
         initial_noise(generators_for([s]), shape, plan.device, plan.dtype) for s in (cfg.seed, cfg.latents.seed_b)
     )
     guided = is_guided(cfg.guidance_scale, components.unet.config)
-    texts = encode_texts(components.tokenizer, components.text_encoder,
-                         [cfg.prompt, cfg.latents.prompt_b, cfg.negative_prompt], plan.device, cfg.prompt_syntax,
-                         cfg.clip_skip, ["prompt", "latents.prompt_b", "negative_prompt"])  # one length: mixable
-    uncond = {"hidden_states": texts[2]} if guided else None
-    text_a, text_b = Conditioning({"hidden_states": texts[0]}, uncond), Conditioning({"hidden_states": texts[1]}, uncond)
+    text_a, text_b, empty = (components.family.encode(components, OmegaConf.merge(gen_cfg, {"prompt": prompt}), 1,
+                                                      guided, (plan.height, plan.width))
+                             for prompt in (cfg.prompt, cfg.latents.prompt_b, ""))
+    longest = max(text_a.cond["hidden_states"].shape[1], text_b.cond["hidden_states"].shape[1])
+    text_a, text_b = (t.padded(longest, empty.cond) for t in (text_a, text_b))  # one length: mixable
+    text_b = text_a.with_cond(text_b.cond)  # one unconditional half for every frame
     if between == "seeds":
         pairs = [(n, text_a) for n in mix(noise_a, noise_b, frames, cfg.latents.method)]
         title = f"seeds {cfg.seed} -> {cfg.latents.seed_b}, prompt {cfg.prompt!r}"
