@@ -16,11 +16,12 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProject
 from conftest import make_config, max_pixel_difference
 from sdxl_fixtures import SIZE, sdxl_base, sdxl_inputs, sdxl_refiner  # noqa: F401 (fixtures)
 from pipeline.common.errors import UserError
+from pipeline.lab.fixtures import to_ldm_sdxl as layout
 from pipeline.lab.fixtures.to_ldm_sdxl import BIG_G, CLIP_L, REFINER_BIG_G, write_sdxl_checkpoint
 from pipeline.models.components import load_components
 from pipeline.models.inspect import inspect_model
-from pipeline.models.single_file.detect import FAMILIES_DIR, config_folder
-from pipeline.models.single_file.header import UNET, VAE, read_header
+from pipeline.models.single_file.detect import FAMILIES_DIR, check_fit, config_folder, pick_family, text_configs
+from pipeline.models.single_file.header import UNET, VAE, Header, read_header
 from pipeline.run import generate
 
 SHARED = dict(prompt="a red circle", negative_prompt="blue", steps=4, seed=5, num_images=2, scheduler__name="euler_a")
@@ -169,6 +170,30 @@ def test_the_shipped_configs_build_the_released_models(family):
     assert index.get("requires_aesthetics_score", False) is refiner
     scheduler = json.loads((folder / "scheduler" / "scheduler_config.json").read_text())
     assert (scheduler["_class_name"], scheduler["timestep_spacing"]) == ("EulerDiscreteScheduler", "leading")
+
+
+@pytest.mark.parametrize("family,unet_tensors", [("sdxl", 1680), ("sdxl-refiner", 1220)])
+def test_a_full_size_layout_fits_the_shipped_configs(family, unet_tensors):
+    """The original-layout names and shapes of full-size models (built on the meta device, written as to_ldm_sdxl
+    writes them) pass the checks loading runs; the base's 1680 UNet tensors are sd_xl_base_1.0.safetensors' count."""
+    folder = FAMILIES_DIR / family
+    configs = {"unet": dict(UNet2DConditionModel.load_config(folder, subfolder="unet")),
+               "vae": dict(AutoencoderKL.load_config(folder, subfolder="vae"))}
+    texts = {part: CLIPTextConfig.from_pretrained(folder, subfolder=part) for part in RELEASED[family]
+             if part in TEXT_MODELS}
+    with torch.device("meta"):
+        tensors = {**layout.unet_tensors(UNet2DConditionModel.from_config(configs["unet"])),
+                   **layout.vae_tensors(AutoencoderKL.from_config(configs["vae"]))}
+        if family == "sdxl":
+            clip_l = CLIPTextModel(texts["text_encoder"]).state_dict()
+            tensors.update({CLIP_L + "text_model." + name: tensor for name, tensor in clip_l.items()})
+        big_g = CLIPTextModelWithProjection(texts["text_encoder_2"])
+        tensors.update(layout.big_g_tensors(big_g, BIG_G if family == "sdxl" else REFINER_BIG_G))
+    header = Header({name: tuple(tensor.shape) for name, tensor in tensors.items()})
+    assert sum(name.startswith(UNET) for name in header.tensors) == unet_tensors
+    path = folder / "model.safetensors"
+    assert config_folder(header, path, "") == folder
+    check_fit(header, path, folder, configs, text_configs(folder, pick_family(header, path)))
 
 
 def test_the_tokenizers_are_clips_and_the_second_pads_with_exclamation_marks():
