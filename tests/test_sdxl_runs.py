@@ -89,6 +89,10 @@ def test_the_png_names_the_refiner_and_the_size_conditioning(sdxl_base, sdxl_ref
     text = Image.open(path).info["parameters"]
     assert f"Refiner: {sdxl_refiner.name}, Refiner switch at: 0.5" in text
     assert "Original size: 48x40" in text and "Crop top-left" not in text and f"Size: {SIZE}x{SIZE}" in text
+    from sd_parsers import ParserManager
+
+    metadata = ParserManager().parse(path).metadata  # an A1111 reader finds the fields
+    assert metadata["Refiner"] == sdxl_refiner.name and str(metadata["Refiner switch at"]) == "0.5"
 
 
 def test_a1111_chunks_and_break_read_both_encoders(sdxl_base):

@@ -59,7 +59,7 @@ CASES = [
     Case("checkpoint: truncated", lambda t, m: [f"model.path={_truncated(t, m)}", f"model.config={m}"],
          "is incomplete or damaged"),
     Case("checkpoint: unknown model.config", lambda t, m: [f"model.path={_tiny(t, m)}", "model.config=sd3"],
-         "model.config must be one of sd1, sd2, sd2-base or a folder"),
+         "model.config must be one of sd1, sd2, sd2-base, sdxl, sdxl-refiner or a folder"),
     Case("model.config with a folder", lambda t, m: ["model.config=sd1"],
          "model.config applies to a single-file checkpoint"),
 ]
