@@ -27,7 +27,7 @@ class ModelConfig:
     device: str = "auto"
     dtype: str = "auto"
     allow_pickle: bool = False
-    config: str = ""  # a single-file checkpoint's configs: sd1 | sd2 | sd2-base | a folder ("" = from its keys)
+    config: str = ""  # a single-file checkpoint's configs: sd1 | sd2 | sd2-base | sdxl | sdxl-refiner | a folder ("" = from its keys)
 
 
 @dataclass
