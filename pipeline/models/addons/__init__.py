@@ -36,7 +36,7 @@ def gather_loras(cfg: DictConfig, info: ModelInfo) -> list[Lora]:
     for path, weight, key in wanted:
         if not math.isfinite(weight):
             raise UserError(f"the weight of {key} must be a finite number; got {weight}.")
-        state, alphas, metadata = read_lora(path, key, cfg.model.allow_pickle)
+        state, alphas, metadata = read_lora(path, key, cfg.model.allow_pickle, info.configs[info.family.denoiser])
         name = _adapter_name(path, {lora.name for lora in loras})
         loras.append(Lora(name, path, weight, state, alphas, metadata))
     if loras:

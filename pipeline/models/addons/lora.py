@@ -1,5 +1,7 @@
-"""LoRA files (kohya / A1111 and diffusers / peft formats) applied to separately loaded parts through diffusers'
-own LoRA loaders and peft: checked on meta-device copies before any weights load, then loaded for real."""
+"""LoRA files (kohya / A1111 and diffusers / peft formats; SD 1.x/2.x and SDXL) applied to separately loaded parts
+through diffusers' own LoRA loaders and peft: checked on meta-device copies before any weights load, then loaded for
+real. Each key's first part names the part it is for: unet, text_encoder or text_encoder_2 (kohya's lora_te_/lora_te1_
+and lora_te2_, converted by diffusers)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ from typing import Any
 
 import torch
 from accelerate import init_empty_weights
-from diffusers.loaders import StableDiffusionLoraLoaderMixin as LoraLoader
+from diffusers.configuration_utils import FrozenDict
+from diffusers.loaders import StableDiffusionXLLoraLoaderMixin as LoraLoader
 from diffusers.loaders.lora_base import set_adapters_for_text_encoder
 
 from pipeline.common.errors import UserError, first_line
@@ -46,13 +49,15 @@ def find_in_dir(name: str, lora_dir: str) -> Path:
                     f"(looked for {name} with {', '.join(SUFFIXES)}).")
 
 
-def read_lora(path: Path, key: str, allow_pickle: bool) -> tuple[dict, Any, Any]:
-    """A LoRA file's state dict in diffusers' layout (kohya keys converted by diffusers), or one sentence why not."""
+def read_lora(path: Path, key: str, allow_pickle: bool, unet_config: dict[str, Any]) -> tuple[dict, Any, Any]:
+    """A LoRA file's state dict in diffusers' layout (kohya keys converted by diffusers, SDXL's SGM block numbers
+    mapped by the UNet's config as pipe.load_lora_weights does), or one sentence why not."""
     check_file(path, key, SUFFIXES, allow_pickle)
     try:
         with quietly():
             state, alphas, metadata = LoraLoader.lora_state_dict(
-                str(path), return_lora_metadata=True, use_safetensors=path.suffix == ".safetensors")
+                str(path), return_lora_metadata=True, use_safetensors=path.suffix == ".safetensors",
+                unet_config=FrozenDict(unet_config))
     except Exception as err:  # the loaders raise many types for a file that is not a LoRA
         raise UserError(f"{key} {path} is not a LoRA file diffusers can read ({first_line(err)}).") from None
     if not state or not all("lora" in k for k in state):
@@ -77,10 +82,28 @@ def _adapters(module) -> set[str]:
     return {name for m in module.modules() for name in getattr(m, "lora_A", {})}
 
 
+def _reason(err: Exception) -> str:
+    """The first size mismatch torch names when loading the weights, or the error's first line."""
+    mismatches = [line.strip() for line in str(err).splitlines() if line.strip().startswith("size mismatch")]
+    return mismatches[0] if mismatches else first_line(err)
+
+
+def check_parts(lora: Lora, family) -> None:
+    """Every key is for a part the model has: a LoRA with text_encoder_2 weights (SDXL's) on a one-encoder model,
+    or with text_encoder weights on the SDXL refiner, was made for another model."""
+    parts = {family.denoiser, *(name for _, name in family.text_pairs)}
+    others = sorted({key.split(".", 1)[0] for key in lora.state_dict} - parts)
+    if others:
+        raise UserError(f"LoRA {lora.path} has weights for {' and '.join(others)}, which this {family.label} model "
+                        f"does not have (it has {', '.join(sorted(parts))}); it was made for another model.")
+
+
 def check_fit(loras: list[Lora], family, configs: dict[str, dict]) -> None:
-    """Inject every LoRA into meta-device copies of the family's UNet and text encoders, built from their configs
-    (no memory, no weights): a LoRA whose keys fit no module, or fit with the wrong shapes, is refused here, before
-    the real parts load."""
+    """Check each LoRA's parts, then inject it into meta-device copies of the family's UNet and text encoders,
+    built from their configs (no memory, no weights): a LoRA whose keys fit no module, or fit with the wrong shapes,
+    is refused here, before the real parts load."""
+    for lora in loras:
+        check_parts(lora, family)
     with init_empty_weights(), quietly():
         unet = family.part(family.denoiser).loader.from_config(configs[family.denoiser])
         encoders = {}
@@ -91,8 +114,9 @@ def check_fit(loras: list[Lora], family, configs: dict[str, dict]) -> None:
             try:
                 _inject([lora], unet, encoders)
             except Exception as err:
-                raise UserError(f"LoRA {lora.path} does not fit this model's UNet and text encoder "
-                                f"({first_line(err)}).") from None
+                raise UserError(f"LoRA {lora.path} does not fit this model's UNet and text encoder"
+                                f"{'s' if len(encoders) > 1 else ''} ({_reason(err)}); it was made for another "
+                                f"model than this {family.label} one.") from None
             if lora.name not in set().union(_adapters(unet), *map(_adapters, encoders.values())):
                 raise UserError(f"LoRA {lora.path}: none of its keys fit a module of this model's UNet or text "
                                 f"encoder (first key: {next(iter(lora.state_dict))}).")
