@@ -183,3 +183,19 @@ def test_interpolating_sdxl_prompts_of_different_lengths_ends_at_their_images(sd
     [image] = generate.generate_images(components, cfg, [5], SIZE, SIZE, progress=False)
     assert np.array_equal(frames[-1], np.asarray(image))
     assert not np.array_equal(frames[1], frames[0]) and not np.array_equal(frames[1], frames[2])
+
+
+def test_the_speed_options_wrap_the_sdxl_call(sdxl_base, tmp_path):
+    """DeepCache and token merging see SDXL's added conditioning through the one model call: each changes the image
+    (they approximate; DeepCache's cached deep half is a small part of this tiny UNet, so by little), while attention
+    slicing and channels-last leave it within rounding."""
+    def image(name, **perf):
+        options = {f"performance__{k}": v for k, v in perf.items()}
+        cfg = make_config(sdxl_base, tmp_path / name, prompt="a red circle", steps=8, height=SIZE, width=SIZE,
+                          **options)
+        return np.asarray(Image.open(next(generate.run(cfg, progress=False)))).astype(int)
+
+    plain = image("plain")
+    assert np.abs(image("deepcache", deepcache_interval=2) - plain).max() > 0
+    assert np.abs(image("tome", token_merging=0.5) - plain).max() > 2
+    assert np.abs(image("sliced", attention_slicing=True, channels_last=True) - plain).max() <= 1

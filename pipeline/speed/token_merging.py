@@ -1,8 +1,9 @@
 """Token merging in the UNet's self-attention (ToMe for SD, Bolya & Hoffman 2023, arXiv 2303.17604) through
 tomesd, with its random partition made reproducible.
 
-tomesd 0.1.3 patches every BasicTransformerBlock of the UNet in place. Where a block sees the full-resolution
-tokens (its max_downsample=1 default), the tokens are split into destinations (one per 2x2 cell) and sources;
+tomesd 0.1.3 patches every BasicTransformerBlock of the UNet in place. Where a block sees the tokens of the UNet's
+first level with attention (full resolution for SD 1.x/2.x, tomesd's max_downsample=1 default; half for SDXL, whose
+first level has none, so the default would merge nothing), the tokens are split into destinations (one per 2x2 cell) and sources;
 the int(ratio x tokens) sources most similar to a destination are averaged into it before self-attention and
 copied back after. Which token of each cell is the destination is random (its use_rand default; tomesd turns it
 off for odd batches), drawn from args["generator"] of the UNet's _tome_info. Left alone, tomesd forks that
@@ -30,9 +31,15 @@ def partition_seed(timestep) -> int:
     return int(round(float(timestep) * 1000))
 
 
+def first_attention_downsample(unet_config) -> int:
+    """How much smaller than the latent the first level with attention blocks is: 1 for SD 1.x/2.x, 2 for SDXL."""
+    levels = [i for i, kind in enumerate(unet_config.down_block_types) if "CrossAttn" in kind]
+    return 2 ** levels[0] if levels else 1
+
+
 def apply_token_merging(unet, ratio: float) -> None:
-    """Patch the UNet in place to merge `ratio` of the full-resolution tokens before self-attention."""
-    tomesd.apply_patch(unet, ratio=ratio)
+    """Patch the UNet in place to merge `ratio` of the tokens of its first attention level before self-attention."""
+    tomesd.apply_patch(unet, ratio=ratio, max_downsample=first_attention_downsample(unet.config))
 
 
 def with_token_merging(model: ModelCall, unet) -> ModelCall:
