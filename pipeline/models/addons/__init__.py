@@ -46,15 +46,17 @@ def gather_loras(cfg: DictConfig, info: ModelInfo) -> list[Lora]:
 
 def gather_embeddings(cfg: DictConfig, info: ModelInfo) -> list[Embedding]:
     """The config's `embeddings`, then the files of embeddings_dir whose names the prompt or negative prompt use;
-    each read and checked against the text encoder's width and the tokenizer's words before any weights load."""
+    each read and checked against every text encoder's width and every tokenizer's words before any weights load."""
     listed = [(Path(p), f"embeddings[{i}]") for i, p in enumerate(cfg.embeddings)]
     named = {path.resolve() for path, _ in listed}
     found = [(p, "embeddings_dir file") for p in in_dir(cfg.embeddings_dir, [cfg.prompt, cfg.negative_prompt])
              if p.resolve() not in named]
-    width = info.text_encoder.get("hidden_size")
-    embeddings = [read_embedding(path, key, cfg.model.allow_pickle, width) for path, key in listed + found]
+    family = info.family
+    widths = {name: info.configs[name].get("hidden_size") for _, name in family.text_pairs}
+    embeddings = [read_embedding(path, key, cfg.model.allow_pickle, widths, family.label)
+                  for path, key in listed + found]
     if embeddings:
-        family, folder = info.family, info.config_dir or info.path  # a checkpoint file's tokenizer is in its configs
+        folder = info.config_dir or info.path  # a checkpoint file's tokenizer is in its configs
         tokenizers = [family.part(name).loader.from_pretrained(folder, subfolder=name) for name, _ in family.text_pairs]
         check_tokens(embeddings, tokenizers)
     return embeddings
