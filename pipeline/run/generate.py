@@ -15,7 +15,7 @@ from PIL import Image
 
 from pipeline import __version__
 from pipeline.models.addons import addon_fields, gather_embeddings, gather_loras
-from pipeline.models.addons.embeddings import Embedding, apply_embeddings
+from pipeline.models.addons.embeddings import Embedding, add_embeddings
 from pipeline.models.addons.lora import Lora, apply_loras
 from pipeline.models.components import Components, load_components, resolve_device
 from pipeline.models.inspect import ModelInfo, inspect_model
@@ -226,12 +226,13 @@ def load(plan: Plan) -> Components:
     parts = variant.extra_parts(cfg) if hasattr(variant, "extra_parts") else ()
     announce(plan.precision)
     components = load_components(plan.info, plan.device, plan.dtype, cfg.model.allow_pickle, parts)
-    apply_embeddings(plan.embeddings, components.tokenizer, components.text_encoder)
+    add_embeddings(plan.embeddings, components)
     text_encoders = {name: components.parts[name] for _, name in components.family.text_pairs}
     apply_loras(plan.loras, components.unet, text_encoders)
     apply_performance(components, cfg.performance)
     if plan.refiner is not None:
         components.refiner = load_components(plan.refiner, plan.device, plan.dtype, cfg.model.allow_pickle)
+        add_embeddings(plan.embeddings, components.refiner)
         apply_performance(components.refiner, cfg.performance)
     return components
 

@@ -139,15 +139,6 @@ def check_tokens(embeddings: list[Embedding], tokenizers: list) -> None:
         seen.add(emb.token)
 
 
-def apply_embeddings(embeddings: list[Embedding], tokenizer, text_encoder) -> None:
-    """Transitional, until generate.load calls add_embeddings: the first text pair's vectors onto that pair."""
-    if embeddings:
-        with quietly():
-            _Loader().load_textual_inversion([next(iter(e.vectors.values())) for e in embeddings],
-                                             token=[e.token for e in embeddings], tokenizer=tokenizer,
-                                             text_encoder=text_encoder)
-
-
 def add_embeddings(embeddings: list[Embedding], components: Components) -> None:
     """Add each token (and name_1, name_2... for more vectors) to every tokenizer of the loaded model, and its
     vectors for that pair's text encoder to the encoder (an SDXL refiner takes the clip_g ones)."""
