@@ -15,6 +15,7 @@ from diffusers import StableDiffusionPipeline
 
 from pipeline.run import config
 from pipeline.lab.fixtures.tiny_model import build_tiny_model
+from sdxl_fixtures import sdxl_base, sdxl_inpaint, sdxl_inputs, sdxl_refiner  # noqa: F401 (session fixtures, built once)
 
 torch.set_num_threads(1)  # the tiny models gain nothing from threads, and lose badly when cores are shared
 

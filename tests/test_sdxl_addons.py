@@ -9,7 +9,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from conftest import generators, make_config, max_pixel_difference
-from sdxl_fixtures import SIZE, sdxl_base, sdxl_inputs, sdxl_refiner  # noqa: F401 (fixtures)
+from sdxl_fixtures import SIZE
 from pipeline.common.errors import UserError
 from pipeline.engine.schedulers import make_scheduler
 from pipeline.lab.fixtures.addon_files import make_lora

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from conftest import launch_two_processes
-from sdxl_fixtures import SIZE, sdxl_base, sdxl_refiner  # noqa: F401 (fixtures)
+from sdxl_fixtures import SIZE
 from test_jobs import ROOT, files, job_file
 from pipeline.cli import main as cli
 

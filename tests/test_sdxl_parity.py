@@ -13,7 +13,7 @@ from diffusers import (
 from PIL import Image
 
 from conftest import as_uint8, generators, make_config, max_pixel_difference
-from sdxl_fixtures import SIZE, sdxl_base, sdxl_inpaint, sdxl_inputs, sdxl_refiner  # noqa: F401 (fixtures)
+from sdxl_fixtures import SIZE
 from pipeline.engine.schedulers import make_scheduler
 from pipeline.lab.fixtures.tiny_sdxl import HIDDEN
 from pipeline.run import generate

@@ -15,7 +15,7 @@ from diffusers import StableDiffusionXLPipeline
 from PIL import Image
 
 from conftest import make_config
-from sdxl_fixtures import SIZE, sdxl_base, sdxl_inpaint, sdxl_inputs, sdxl_refiner  # noqa: F401 (fixtures)
+from sdxl_fixtures import SIZE
 from pipeline.cli import main as cli
 from pipeline.models.components import load_components
 from pipeline.models.inspect import inspect_model

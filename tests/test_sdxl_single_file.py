@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
 
 from conftest import make_config, max_pixel_difference
-from sdxl_fixtures import SIZE, sdxl_base, sdxl_inputs, sdxl_refiner  # noqa: F401 (fixtures)
+from sdxl_fixtures import SIZE
 from pipeline.common.errors import UserError
 from pipeline.lab.fixtures import to_ldm_sdxl as layout
 from pipeline.lab.fixtures.to_ldm_sdxl import BIG_G, CLIP_L, REFINER_BIG_G, write_sdxl_checkpoint
