@@ -76,8 +76,8 @@ def test_a_wrapper_of_the_model_call_sees_the_latents_before_the_task_channels(i
     seen = []
     original = generate.model_call
 
-    def wrapped(components, cfg, setup):
-        inner = original(components, cfg, setup)
+    def wrapped(components, cfg, setup, ctx=None):
+        inner = original(components, cfg, setup, ctx)
 
         def call(x, t, conditioning):
             seen.append(x.shape[1])

@@ -35,6 +35,7 @@ class Components:
     extras: dict[str, Any] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)  # model_index.json's pipeline settings (ModelInfo)
     refiner: Optional["Components"] = None  # an SDXL refiner that runs the last steps (run/refiner.py)
+    controls: dict[str, Any] = field(default_factory=dict)  # loaded controls by config key (pipeline/controls)
 
     @property
     def tokenizer(self):

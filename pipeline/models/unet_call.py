@@ -9,7 +9,10 @@ import torch
 from pipeline.engine.conditioning import Tensors
 from pipeline.engine.guidance import scale_embedding
 
-ADDED = ("text_embeds", "time_ids", "image_embeds")  # UNet2DConditionModel's added_cond_kwargs (SDXL, IP-Adapter)
+ADDED = ("text_embeds", "time_ids")  # UNet2DConditionModel's added_cond_kwargs for SDXL
+IMAGE_EMBEDS = "image_embeds"  # IP-Adapters' image embeddings: image_embeds.0, image_embeds.1, ... one per adapter
+RESIDUALS = ("down_block_additional_residuals", "mid_block_additional_residual",
+             "down_intrablock_additional_residuals")  # ControlNets' and T2I-Adapters' additions, passed as they are
 
 
 class UNetCall:
@@ -34,12 +37,17 @@ class UNetCall:
 
     def arguments(self, x: torch.Tensor, conditioning: Tensors) -> dict[str, Any]:
         """The UNet's keyword arguments for one call; a name the UNet cannot take is a programming error."""
-        unknown = set(conditioning) - {"hidden_states", *ADDED}
+        images = sorted((name for name in conditioning if name.startswith(IMAGE_EMBEDS + ".")),
+                        key=lambda name: int(name.rsplit(".", 1)[1]))
+        unknown = set(conditioning) - {"hidden_states", *ADDED, *RESIDUALS, *images}
         if unknown:
             raise ValueError(f"a UNet takes no conditioning named {', '.join(sorted(unknown))}")
-        added = {name: conditioning[name] for name in ADDED if name in conditioning}
+        added: dict[str, Any] = {name: conditioning[name] for name in ADDED if name in conditioning}
+        if images:
+            added[IMAGE_EMBEDS] = [conditioning[name] for name in images]
+        residuals = {name: conditioning[name] for name in RESIDUALS if name in conditioning}
         return {"encoder_hidden_states": conditioning["hidden_states"], "timestep_cond": self.timestep_cond(x),
-                "added_cond_kwargs": added}
+                "added_cond_kwargs": added, **residuals}
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor, conditioning: Tensors) -> torch.Tensor:
         """The UNet's prediction for x at t."""

@@ -63,6 +63,39 @@ class LoraEntry:
 
 
 @dataclass
+class ControlNetEntry:
+    """A ControlNet and its control image (A1111's ControlNet unit)."""
+
+    path: str = ""  # a folder, hub id or single-file checkpoint
+    image: str = ""  # the control image (a map, or a picture for the preprocessor)
+    preprocessor: str = "none"  # none (the image is the map) | canny | depth
+    weight: float = 1.0  # A1111's Control Weight, diffusers' controlnet_conditioning_scale
+    start: float = 0.0  # A1111's Starting Control Step, diffusers' control_guidance_start (a share of the steps)
+    end: float = 1.0  # A1111's Ending Control Step, diffusers' control_guidance_end
+    guess_mode: bool = False  # A1111's "ControlNet is more important": the conditional half only, diffusers' guess_mode
+    config: str = ""  # a single-file ControlNet's configs
+
+
+@dataclass
+class AdapterEntry:
+    """A T2I-Adapter and its control image."""
+
+    path: str = ""
+    image: str = ""
+    preprocessor: str = "none"
+    weight: float = 1.0  # diffusers' adapter_conditioning_scale
+
+
+@dataclass
+class IPAdapterEntry:
+    """An IP-Adapter and its reference image."""
+
+    path: str = ""  # an IP-Adapter weight file (diffusers' load_ip_adapter reads it)
+    image: str = ""
+    weight: float = 1.0  # diffusers' set_ip_adapter_scale
+
+
+@dataclass
 class OutpaintConfig:
     """Pixels to add on each side of the image before inpainting the new border."""
 
@@ -124,6 +157,12 @@ class Config:
     aesthetic_score: float = 6.0  # an SDXL refiner's (requires_aesthetics_score) conditioning
     negative_aesthetic_score: float = 2.5
     refiner: RefinerConfig = field(default_factory=RefinerConfig)
+    # The control axis (docs/controls.md): models that read a picture and feed the UNet, with any task.
+    controlnets: list[ControlNetEntry] = field(default_factory=list)
+    adapters: list[AdapterEntry] = field(default_factory=list)
+    adapter_conditioning_factor: float = 1.0  # the share of the steps the T2I-Adapters' features are added
+    ip_adapters: list[IPAdapterEntry] = field(default_factory=list)
+    image_encoder: str = ""  # the IP-Adapters' CLIP vision encoder folder ("" = the model's image_encoder part)
     performance: PerformanceConfig = field(default_factory=PerformanceConfig)
 
 

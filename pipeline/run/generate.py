@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from pipeline import __version__
+from pipeline.controls import active, check_controls
 from pipeline.models.addons import addon_fields, gather_embeddings, gather_loras
 from pipeline.models.addons.embeddings import Embedding, add_embeddings
 from pipeline.models.addons.lora import Lora, apply_loras
@@ -123,6 +124,7 @@ def check(cfg: DictConfig) -> Plan:
     check_prompt_options(cfg, info.text_encoder, info.family.syntaxes, info.family.label)
     check_size_keys(cfg, info.family)
     refiner = check_refiner(cfg, info, scheduler)
+    check_controls(cfg, info)
     precision = choose_dtype(cfg.model.dtype, device, info.unet, info.vae)
     check_model_fits(cfg.performance, info.unet)
     native = VARIANTS[cfg.task].check(cfg, info)
@@ -156,11 +158,14 @@ def generate_images(
         conditioning = components.family.encode(components, cfg, len(seeds), guided, (height, width))
     ctx = RunContext(cfg, components, scheduler, generators, height, width, noise)
     setup = VARIANTS[cfg.task].prepare(ctx)
+    for key, loaded in components.controls.items():
+        prepare = getattr(active(cfg)[key], "prepare", None)
+        conditioning = prepare(loaded, ctx, conditioning) if prepare else conditioning
     refiner = components.refiner
     if refiner is not None:
         setup.timesteps = first_expert(scheduler, setup.timesteps, cfg.refiner.switch_at)
     latents = denoise(
-        model_call(components, cfg, setup), scheduler, setup, conditioning, cfg.guidance_scale, cfg.guidance_rescale,
+        model_call(components, cfg, setup, ctx), scheduler, setup, conditioning, cfg.guidance_scale, cfg.guidance_rescale,
         generators, callback=callback, progress=progress, guidance_cutoff=cfg.performance.guidance_cutoff,
     )
     if refiner is not None:
@@ -192,6 +197,8 @@ def image_parameters(plan: Plan, seed: int) -> str:
     if cfg.task != "txt2img":
         fields["Denoising strength"] = cfg.strength
     fields.update(sdxl_fields(cfg, plan.refiner))
+    for control in active(cfg).values():
+        fields.update(control.fields(cfg))
     fields["Version"] = f"pipeline {__version__}"
     return a1111_parameters(cfg.prompt, cfg.negative_prompt, fields)
 
@@ -216,6 +223,8 @@ def loaded_with(plan: Plan) -> str:
         "loras": [(str(lora.path), lora.weight) for lora in plan.loras],
         "embeddings": [str(embedding.path) for embedding in plan.embeddings],
         "refiner": OmegaConf.to_container(cfg.refiner) if plan.refiner is not None else None,
+        "controls": {key: [entry.path for entry in cfg[key]] for key in active(cfg)},
+        "image_encoder": cfg.image_encoder,
     }, sort_keys=True)
 
 
@@ -230,6 +239,7 @@ def load(plan: Plan) -> Components:
     text_encoders = {name: components.parts[name] for _, name in components.family.text_pairs}
     apply_loras(plan.loras, components.unet, text_encoders)
     apply_performance(components, cfg.performance)
+    components.controls = {key: control.load(cfg, plan.info, components) for key, control in active(cfg).items()}
     if plan.refiner is not None:
         components.refiner = load_components(plan.refiner, plan.device, plan.dtype, cfg.model.allow_pickle)
         add_embeddings(plan.embeddings, components.refiner)

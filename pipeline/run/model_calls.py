@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from omegaconf import DictConfig
 
+from pipeline.controls import active
 from pipeline.engine.loop import LoopSetup
 from pipeline.engine.model_call import ModelCall, with_task_input
 from pipeline.models.components import Components
@@ -11,10 +14,15 @@ from pipeline.speed.deepcache import with_deepcache
 from pipeline.speed.token_merging import with_token_merging
 
 
-def model_call(components: Components, cfg: DictConfig, setup: LoopSetup) -> ModelCall:
+def model_call(components: Components, cfg: DictConfig, setup: LoopSetup, ctx: Any = None) -> ModelCall:
     """Wrappers inside out: the family's model call, DeepCache (a fresh cache per batch), token merging's seeded
-    partition, the task's extra input channels."""
+    partition, the task's extra input channels, then each control (which so sees the latents without them) for
+    the batch `ctx` (variants/base.RunContext) describes."""
     perf = cfg.performance
     call = with_deepcache(components.family.model_call(components, cfg.guidance_scale), perf.deepcache_interval,
                           perf.deepcache_branch)
-    return with_task_input(with_token_merging(call, components.unet), setup.model_input)
+    call = with_task_input(with_token_merging(call, components.unet), setup.model_input)
+    for key, loaded in components.controls.items():
+        wrap = getattr(active(cfg)[key], "wrap", None)
+        call = wrap(call, loaded, ctx, setup) if wrap else call
+    return call
