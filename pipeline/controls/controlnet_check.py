@@ -1,0 +1,111 @@
+"""A ControlNet entry's checks before any weights load: numbers, preprocessor, its config against the model's UNet,
+and its control image against the run's aspect."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+from diffusers import ControlNetModel
+from omegaconf import DictConfig
+
+from pipeline.common.errors import UserError
+from pipeline.common.inputs import read_image
+from pipeline.controls.preprocess import check_preprocessor, control_map
+from pipeline.models.inspect import ModelInfo
+
+FIT_KEYS = ("cross_attention_dim", "addition_embed_type", "block_out_channels", "layers_per_block",
+            "down_block_types")  # what a ControlNet shares with the UNet it feeds (its residuals' shapes)
+ASPECT_TOLERANCE = 0.01  # relative: a control image resized to the run may stretch this much
+
+
+def check_numbers(entry: Any, key: str) -> None:
+    """weight in [0, 2] (A1111's Control Weight slider) and 0 <= start < end <= 1."""
+    if not 0 <= entry.weight <= 2:
+        raise UserError(f"{key}.weight must be a number in [0, 2]; got {entry.weight}.")
+    if not (0 <= entry.start < entry.end <= 1):
+        raise UserError(f"{key}.start and {key}.end must satisfy 0 <= start < end <= 1; got start {entry.start}, "
+                        f"end {entry.end}.")
+
+
+def read_config(path: str, key: str) -> dict[str, Any]:
+    """The ControlNet's config.json from a folder or the hub cache, without its weights."""
+    if not path:
+        raise UserError(f"{key}.path must name a ControlNet folder or hub id; it is not set.")
+    if Path(path).is_file():
+        raise UserError(f"{key}.path {path} is a single file; ControlNets are read from a diffusers folder or hub id "
+                        "(config.json beside the weights) for now.")
+    try:
+        config = ControlNetModel.load_config(path)
+    except (OSError, ValueError) as error:
+        raise UserError(f"{key}.path {path} is not a readable ControlNet folder or hub id ({error}).") from None
+    if config.get("_class_name") != "ControlNetModel":
+        raise UserError(f"{key}.path {path} holds a {config.get('_class_name')}, not a ControlNetModel.")
+    return config
+
+
+def described(config: dict[str, Any], label: str) -> str:
+    """A UNet's or ControlNet's family and the sizes that must agree, for one sentence."""
+    return (f"{label} (cross_attention_dim {config.get('cross_attention_dim')}, block_out_channels "
+            f"{list(config.get('block_out_channels', []))})")
+
+
+def family_of(config: dict[str, Any]) -> str:
+    """The family a ControlNet's config was made for, guessed from what each family's UNet has."""
+    if config.get("addition_embed_type") == "text_time":
+        return "Stable Diffusion XL"
+    if config.get("cross_attention_dim") == 1024 or config.get("use_linear_projection"):
+        return "Stable Diffusion 2.x"
+    return "Stable Diffusion 1.x"
+
+
+def check_fit(config: dict[str, Any], info: ModelInfo, key: str, path: str, model_path: str) -> None:
+    """The ControlNet's shared keys equal the UNet's, else one sentence naming both."""
+    unet = info.unet
+    if any(_plain(config.get(name)) != _plain(unet.get(name)) for name in FIT_KEYS):
+        raise UserError(f"{key}.path {path} is a ControlNet for {described(config, family_of(config))}; model.path "
+                        f"{model_path} is {described(unet, info.family.label)}.")
+
+
+def _plain(value: Any) -> Any:
+    """Lists and tuples compared alike (JSON reads tuples back as lists)."""
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def run_size(cfg: DictConfig, info: ModelInfo) -> Optional[tuple[int, int]]:
+    """(width, height) of the run as generate settles them: the keys, else the task's input image (with outpaint's
+    padding), else the model's size; None while a task's image is missing (its own check says so). Controls sit
+    beside variants in the layers, so this reads the image itself."""
+    native = None
+    if cfg.task != "txt2img" and (cfg.width is None or cfg.height is None):
+        if not cfg.image:
+            return None
+        native = read_image(cfg.image, "image").size
+        if cfg.task == "outpaint":
+            pad = cfg.outpaint
+            native = (native[0] + pad.left + pad.right, native[1] + pad.top + pad.bottom)
+    width = cfg.width if cfg.width is not None else native[0] if native else info.default_size
+    height = cfg.height if cfg.height is not None else native[1] if native else info.default_size
+    return width, height
+
+
+def check_aspect(size: tuple[int, int], run: tuple[int, int], key: str, path: str) -> None:
+    """The control image's aspect equals the run's (it is resized to the run's size, as diffusers does)."""
+    if not math.isclose(size[0] / size[1], run[0] / run[1], rel_tol=ASPECT_TOLERANCE):
+        raise UserError(f"{key}.image {path} is {size[0]}x{size[1]}, another aspect than the run's {run[0]}x{run[1]}; "
+                        "crop it to the run's aspect or set width and height to match it.")
+
+
+def check_entries(cfg: DictConfig, info: ModelInfo) -> None:
+    """Every controlnets entry, in order; the first mistake raises."""
+    run = None
+    for n, entry in enumerate(cfg.controlnets):
+        key = f"controlnets[{n}]"
+        check_numbers(entry, key)
+        check_preprocessor(entry.preprocessor, key)
+        check_fit(read_config(entry.path, key), info, key, entry.path, cfg.model.path)
+        image = control_map(entry.image, "none", key)
+        run = run or run_size(cfg, info)
+        if run is not None:
+            check_aspect(image.size, run, key, entry.image)
