@@ -1,0 +1,170 @@
+"""ControlNet runs equal diffusers' ControlNet pipelines (txt2img, img2img, inpaint, SDXL, several ControlNets, guess
+mode, a start/end window) on tiny folders with perturbed zero convolutions, within 1/255 per pixel, for three
+schedulers; mistakes are one sentence before loading; the PNG names each ControlNet as sd-webui-controlnet does."""
+
+import numpy as np
+import pytest
+import torch
+from diffusers import (
+    ControlNetModel,
+    StableDiffusionControlNetImg2ImgPipeline,
+    StableDiffusionControlNetInpaintPipeline,
+    StableDiffusionControlNetPipeline,
+    StableDiffusionXLControlNetPipeline,
+)
+from omegaconf import OmegaConf
+from PIL import Image
+
+from conftest import as_uint8, generators, make_config, max_pixel_difference
+from pipeline.engine.schedulers import make_scheduler
+from pipeline.lab.fixtures.tiny_controlnet import build_tiny_controlnet
+from pipeline.run import generate
+
+TOLERANCE = 1  # out of 255, per pixel
+CHANGED = 8  # the least pixel difference that shows a control (or its setting) changes the image
+SCHEDULERS = ["ddim", "euler_a", "dpmpp_2m_karras"]
+SEED, COUNT, STEPS, PROMPT = 3, 2, 4, "a red circle"
+
+
+@pytest.fixture(scope="module")
+def nets(tiny_model, sdxl_base, tmp_path_factory):
+    """Two ControlNets for the SD 1.x tiny model and one for the tiny SDXL base."""
+    folder = tmp_path_factory.mktemp("controlnets")
+    return {"sd1": build_tiny_controlnet(folder / "sd1_a", tiny_model, seed=0),
+            "sd1_b": build_tiny_controlnet(folder / "sd1_b", tiny_model, seed=1),
+            "sdxl": build_tiny_controlnet(folder / "sdxl", sdxl_base, seed=2)}
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory):
+    """Control maps (a square, a bar; 24x24, resized to the run as diffusers resizes), a 16x16 picture and mask."""
+    folder = tmp_path_factory.mktemp("control_inputs")
+    square, bar = np.zeros((24, 24, 3), np.uint8), np.zeros((24, 24, 3), np.uint8)
+    square[6:18, 5:15] = 255
+    bar[2:22, 16:20] = [255, 128, 0]
+    y, x = np.mgrid[0:16, 0:16]
+    picture = np.stack([x * 15, y * 15, 255 - x * 15], axis=-1).astype(np.uint8)
+    mask = np.zeros((16, 16), np.uint8)
+    mask[2:14, 8:15] = 255
+    paths = {name: folder / f"{name}.png" for name in ("square", "bar", "image", "mask")}
+    for name, array in (("square", square), ("bar", bar), ("image", picture)):
+        Image.fromarray(array).save(paths[name])
+    Image.fromarray(mask, mode="L").save(paths["mask"])
+    return paths
+
+
+def unit(path, image, **settings) -> dict:
+    """One controlnets entry."""
+    return {"path": str(path), "image": str(image), **settings}
+
+
+def ours(model, tmp_path, name, units, **settings) -> list[Image.Image]:
+    """Our run of COUNT images with the given controlnets entries."""
+    cfg = make_config(model, tmp_path / f"out{len(list(tmp_path.iterdir()))}", scheduler__name=name, prompt=PROMPT,
+                      steps=STEPS, seed=SEED, num_images=COUNT, **settings)
+    cfg = OmegaConf.merge(cfg, {"controlnets": units})
+    return [Image.open(p).convert("RGB") for p in generate.run(cfg, progress=False)]
+
+
+_pipes = {}
+
+
+def reference_pipe(cls, model, nets, **kwargs):
+    """One diffusers ControlNet pipeline per class, model and ControlNets, its scheduler config kept aside."""
+    key = (cls, str(model), tuple(str(n) for n in nets))
+    if key not in _pipes:
+        loaded = [ControlNetModel.from_pretrained(n) for n in nets]
+        controlnet = loaded[0] if len(loaded) == 1 else loaded
+        pipe = cls.from_pretrained(model, controlnet=controlnet, **kwargs)
+        pipe.set_progress_bar_config(disable=True)
+        pipe.original_scheduler_config = dict(pipe.scheduler.config)
+        _pipes[key] = pipe
+    return _pipes[key]
+
+
+def theirs(pipe, name, seed=SEED, count=COUNT, **kwargs) -> np.ndarray:
+    """The reference call: the scheduler built as ours, one generator per image seeded seed + i, the conditioning
+    scale 1 unless given (diffusers' img2img and inpaint ControlNet pipelines default to 0.8 and 0.5)."""
+    kwargs.setdefault("controlnet_conditioning_scale", 1.0)
+    pipe.scheduler = make_scheduler(name, pipe.original_scheduler_config, {}, [seed + i for i in range(count)])
+    return pipe(PROMPT, num_inference_steps=STEPS, guidance_scale=7.5, num_images_per_prompt=count,
+                generator=generators(seed, count), output_type="np", **kwargs).images
+
+
+def assert_changed(mine, without) -> None:
+    """The control (or the setting under test) changes the image: a parity on it proves something."""
+    assert max_pixel_difference(mine, without) > CHANGED
+
+
+def assert_parity(mine, reference) -> None:
+    """Non-trivial, distinct reference images, and ours within TOLERANCE of them."""
+    stack = as_uint8(reference).astype(int)
+    assert stack.std() > 2 and np.abs(stack[0] - stack[1]).max() > 2, "reference images are trivial"
+    assert max_pixel_difference(mine, reference) <= TOLERANCE
+
+
+@pytest.mark.parametrize("name", SCHEDULERS)
+def test_txt2img(name, tiny_model, nets, pictures, tmp_path):
+    mine = ours(tiny_model, tmp_path, name, [unit(nets["sd1"], pictures["square"])])
+    assert_changed(mine, ours(tiny_model, tmp_path, name, []))
+    pipe = reference_pipe(StableDiffusionControlNetPipeline, tiny_model, [nets["sd1"]], safety_checker=None)
+    assert_parity(mine, theirs(pipe, name, image=Image.open(pictures["square"]), height=16, width=16))
+
+
+@pytest.mark.parametrize("name", SCHEDULERS)
+def test_img2img(name, tiny_model, nets, pictures, tmp_path):
+    settings = dict(task="img2img", image=pictures["image"], strength=0.7)
+    mine = ours(tiny_model, tmp_path, name, [unit(nets["sd1"], pictures["square"])], **settings)
+    assert_changed(mine, ours(tiny_model, tmp_path, name, [], **settings))
+    pipe = reference_pipe(StableDiffusionControlNetImg2ImgPipeline, tiny_model, [nets["sd1"]], safety_checker=None)
+    reference = theirs(pipe, name, image=Image.open(pictures["image"]), control_image=Image.open(pictures["square"]),
+                       strength=0.7, height=16, width=16)
+    assert_parity(mine, reference)
+
+
+@pytest.mark.parametrize("name", SCHEDULERS)
+def test_inpaint(name, tiny_model, nets, pictures, tmp_path):
+    """diffusers' inpaint encodes the image with generator[0] only: our image i equals its run of seed + i alone."""
+    settings = dict(task="inpaint", image=pictures["image"], mask=pictures["mask"], strength=0.7)
+    mine = ours(tiny_model, tmp_path, name, [unit(nets["sd1"], pictures["square"])], **settings)
+    assert_changed(mine, ours(tiny_model, tmp_path, name, [], **settings))
+    pipe = reference_pipe(StableDiffusionControlNetInpaintPipeline, tiny_model, [nets["sd1"]], safety_checker=None)
+    inputs = dict(image=Image.open(pictures["image"]), mask_image=Image.open(pictures["mask"]),
+                  control_image=Image.open(pictures["square"]), strength=0.7, height=16, width=16)
+    reference = np.concatenate([theirs(pipe, name, seed=SEED + i, count=1, **inputs) for i in range(COUNT)])
+    assert_parity(mine, reference)
+
+
+@pytest.mark.parametrize("name", SCHEDULERS)
+def test_sdxl(name, sdxl_base, nets, pictures, tmp_path):
+    size = dict(height=32, width=32)
+    mine = ours(sdxl_base, tmp_path, name, [unit(nets["sdxl"], pictures["square"])], **size)
+    assert_changed(mine, ours(sdxl_base, tmp_path, name, [], **size))
+    pipe = reference_pipe(StableDiffusionXLControlNetPipeline, sdxl_base, [nets["sdxl"]], add_watermarker=False)
+    assert_parity(mine, theirs(pipe, name, image=Image.open(pictures["square"]), **size))
+
+
+@pytest.mark.parametrize("name", SCHEDULERS)
+def test_several_controlnets(name, tiny_model, nets, pictures, tmp_path):
+    units = [unit(nets["sd1"], pictures["square"], weight=0.8), unit(nets["sd1_b"], pictures["bar"], weight=1.2)]
+    mine = ours(tiny_model, tmp_path, name, units)
+    assert_changed(mine, ours(tiny_model, tmp_path, name, units[:1]))
+    pipe = reference_pipe(StableDiffusionControlNetPipeline, tiny_model, [nets["sd1"], nets["sd1_b"]],
+                          safety_checker=None)
+    reference = theirs(pipe, name, image=[Image.open(pictures["square"]), Image.open(pictures["bar"])],
+                       controlnet_conditioning_scale=[0.8, 1.2], height=16, width=16)
+    assert_parity(mine, reference)
+
+
+@pytest.mark.parametrize("name", SCHEDULERS)
+@pytest.mark.parametrize("setting, theirs_setting", [
+    (dict(guess_mode=True), dict(guess_mode=True)),
+    (dict(start=0.25, end=0.75), dict(control_guidance_start=0.25, control_guidance_end=0.75)),
+], ids=["guess_mode", "window"])
+def test_unit_settings(name, setting, theirs_setting, tiny_model, nets, pictures, tmp_path):
+    """Guess mode (the conditional half only) and a start/end window each change the image and match diffusers."""
+    mine = ours(tiny_model, tmp_path, name, [unit(nets["sd1"], pictures["square"], **setting)])
+    assert_changed(mine, ours(tiny_model, tmp_path, name, [unit(nets["sd1"], pictures["square"])]))
+    pipe = reference_pipe(StableDiffusionControlNetPipeline, tiny_model, [nets["sd1"]], safety_checker=None)
+    reference = theirs(pipe, name, image=Image.open(pictures["square"]), height=16, width=16, **theirs_setting)
+    assert_parity(mine, reference)
