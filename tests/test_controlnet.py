@@ -60,8 +60,9 @@ def unit(path, image, **settings) -> dict:
 
 def ours(model, tmp_path, name, units, **settings) -> list[Image.Image]:
     """Our run of COUNT images with the given controlnets entries."""
-    cfg = make_config(model, tmp_path / f"out{len(list(tmp_path.iterdir()))}", scheduler__name=name, prompt=PROMPT,
-                      steps=STEPS, seed=SEED, num_images=COUNT, **settings)
+    settings = {"scheduler__name": name, "prompt": PROMPT, "steps": STEPS, "seed": SEED, "num_images": COUNT,
+                **settings}
+    cfg = make_config(model, tmp_path / f"out{len(list(tmp_path.iterdir()))}", **settings)
     cfg = OmegaConf.merge(cfg, {"controlnets": units})
     return [Image.open(p).convert("RGB") for p in generate.run(cfg, progress=False)]
 
@@ -168,3 +169,83 @@ def test_unit_settings(name, setting, theirs_setting, tiny_model, nets, pictures
     pipe = reference_pipe(StableDiffusionControlNetPipeline, tiny_model, [nets["sd1"]], safety_checker=None)
     reference = theirs(pipe, name, image=Image.open(pictures["square"]), height=16, width=16, **theirs_setting)
     assert_parity(mine, reference)
+
+
+def entry_text(**settings) -> str:
+    """A controlnets entry as a command-line value."""
+    return "{" + ", ".join(f"{key}: {value}" for key, value in settings.items()) + "}"
+
+
+@pytest.mark.parametrize("settings, expected", [
+    (dict(net="sdxl"), "controlnets[0].path {sdxl} is a ControlNet for Stable Diffusion XL (cross_attention_dim 64, "
+                       "block_out_channels [32, 64]); model.path {model} is Stable Diffusion 1.x (cross_attention_dim "
+                       "32, block_out_channels [32, 64])."),
+    (dict(image="wide"), "controlnets[0].image {wide} is 24x12, another aspect than the run's 16x16; crop it"),
+    (dict(image="missing"), "controlnets[0].image file {missing} does not exist."),
+    (dict(weight=3), "controlnets[0].weight must be a number in [0, 2]; got 3.0."),
+    (dict(start=0.6, end=0.4), "controlnets[0].start and controlnets[0].end must satisfy 0 <= start < end <= 1"),
+    (dict(preprocessor="hed"), "controlnets[0].preprocessor must be one of none, canny; got 'hed'."),
+    (dict(preprocessor="depth"), "controlnets[0].preprocessor depth is not available yet"),
+    (dict(net="model"), "controlnets[0].path {model} is a model folder (model_index.json) without a ControlNet's "
+                        "config.json."),
+    (dict(net="unet"), "controlnets[0].path {unet} holds a UNet2DConditionModel, not a ControlNetModel."),
+    (dict(net="none"), "controlnets[0].path {none} does not exist (a ControlNet folder or an owner/name hub id"),
+])
+def test_mistakes_are_one_sentence_before_loading(settings, expected, tiny_model, nets, pictures, tmp_path, capsys,
+                                                  no_weights, monkeypatch):
+    from test_sdxl_runs import refused
+
+    monkeypatch.setattr(ControlNetModel, "from_pretrained", no_weights_loaded)
+    wide = tmp_path / "wide.png"
+    Image.new("RGB", (24, 12)).save(wide)
+    names = {**{k: str(v) for k, v in nets.items()}, "model": str(tiny_model), "unet": str(tiny_model / "unet"), "none": str(tmp_path / "none"),
+             "wide": str(wide), "missing": str(tmp_path / "missing.png")}
+    entry = {"path": names[settings.pop("net", "sd1")], "image": names.get(settings.get("image"), pictures["square"]),
+             **{k: v for k, v in settings.items() if k != "image"}}
+    cfg = make_config(tiny_model, tmp_path / "out", prompt=PROMPT, controlnets=f"[{entry_text(**entry)}]")
+    assert expected.format(**names) in refused(cfg, capsys)
+
+
+def no_weights_loaded(*args, **kwargs):
+    """ControlNetModel.from_pretrained in a test of input refused before loading."""
+    raise AssertionError("ControlNet weights were loaded before the input was checked")
+
+
+def test_png_names_each_controlnet_and_the_yaml_regenerates_it(tiny_model, nets, pictures, tmp_path):
+    from pipeline.cli import main as cli
+
+    units = [unit(nets["sd1"], pictures["square"], preprocessor="canny", weight=0.8),
+             unit(nets["sd1_b"], pictures["bar"], start=0.25, guess_mode=True)]
+    [image] = ours(tiny_model, tmp_path, "ddim", units, num_images=1)
+    [path] = (tmp_path / "out0").glob("*.png")
+    text = Image.open(path).info["parameters"]
+    assert ('ControlNet 0: "Module: canny, Model: sd1_a, Weight: 0.8, Resize Mode: Just Resize, Threshold A: 100, '
+            'Threshold B: 200, Guidance Start: 0.0, Guidance End: 1.0, Control Mode: Balanced", ControlNet 1: '
+            '"Module: none, Model: sd1_b, Weight: 1.0, Resize Mode: Just Resize, Guidance Start: 0.25, Guidance End: '
+            '1.0, Control Mode: ControlNet is more important"') in text
+    again = tmp_path / "again"
+    assert cli.run_cli(str(path.with_suffix(".yaml")), [f"output_dir={again}"]) == 0
+    assert next(again.glob("*.png")).read_bytes() == path.read_bytes()
+
+
+def test_canny_map_is_opencv_edges_in_three_channels(pictures):
+    import cv2
+
+    from pipeline.controls.preprocess import control_map
+
+    edges = np.asarray(control_map(str(pictures["square"]), "canny", "controlnets[0]"))
+    expected = cv2.Canny(np.asarray(Image.open(pictures["square"]).convert("RGB")), 100, 200)
+    assert edges.shape == (24, 24, 3) and (edges == expected[:, :, None]).all() and edges.any()
+
+
+def test_a_compare_axis_over_the_controlnets(tiny_model, nets, pictures, tmp_path):
+    """compare.axes over the whole controlnets list (a key inside a list entry, controlnets.0.weight, is not an axis
+    key yet): the weight changes the image, weight 0 is the model without ControlNet."""
+    from test_compare import load, run
+
+    entries = [entry_text(path=nets["sd1"], image=pictures["square"], weight=w) for w in (0, 1)]
+    result = run(load(tiny_model, tmp_path / "grid", "steps=3", "compare.axes=[{key: controlnets, values: "
+                      f"[[], [{entries[0]}], [{entries[1]}]]}}]"))
+    assert [c.status for c in result.cells] == ["ok"] * 3
+    plain, zero, one = (np.asarray(Image.open(c.image)) for c in result.cells)
+    assert (plain == zero).all() and max_pixel_difference([one], [plain]) > CHANGED

@@ -33,13 +33,20 @@ def read_config(path: str, key: str) -> dict[str, Any]:
     """The ControlNet's config.json from a folder or the hub cache, without its weights."""
     if not path:
         raise UserError(f"{key}.path must name a ControlNet folder or hub id; it is not set.")
-    if Path(path).is_file():
+    folder = Path(path)
+    if folder.is_file():
         raise UserError(f"{key}.path {path} is a single file; ControlNets are read from a diffusers folder or hub id "
                         "(config.json beside the weights) for now.")
+    if folder.is_dir() and not (folder / "config.json").is_file():
+        what = "a model folder (model_index.json)" if (folder / "model_index.json").is_file() else "a folder"
+        raise UserError(f"{key}.path {path} is {what} without a ControlNet's config.json.")
+    if not folder.exists() and (folder.is_absolute() or path.startswith(".") or path.count("/") != 1):
+        raise UserError(f"{key}.path {path} does not exist (a ControlNet folder or an owner/name hub id is needed).")
     try:
         config = ControlNetModel.load_config(path)
-    except (OSError, ValueError) as error:
-        raise UserError(f"{key}.path {path} is not a readable ControlNet folder or hub id ({error}).") from None
+    except (OSError, ValueError):
+        raise UserError(f"{key}.path {path} is no local folder and no ControlNet the hub (or its cache, offline) "
+                        "holds.") from None
     if config.get("_class_name") != "ControlNetModel":
         raise UserError(f"{key}.path {path} holds a {config.get('_class_name')}, not a ControlNetModel.")
     return config
