@@ -136,6 +136,26 @@ def test_inpaint(name, tiny_model, nets, pictures, tmp_path):
     assert_parity(mine, reference)
 
 
+def make_inpaint_condition(image: Image.Image, mask: Image.Image) -> torch.Tensor:
+    """diffusers' ControlNet inpaint example: the picture in [0, 1] with masked pixels -1."""
+    pixels = np.array(image.convert("RGB")).astype(np.float32) / 255.0
+    pixels[np.array(mask.convert("L")).astype(np.float32) / 255.0 > 0.5] = -1.0
+    return torch.from_numpy(pixels[None].transpose(0, 3, 1, 2))
+
+
+@pytest.mark.parametrize("name", SCHEDULERS)
+def test_inpaint_controlnet_reads_the_masked_picture(name, tiny_model, nets, pictures, tmp_path):
+    settings = dict(task="inpaint", image=pictures["image"], mask=pictures["mask"], strength=1.0)
+    mine = ours(tiny_model, tmp_path, name, [unit(nets["sd1"], "", preprocessor="inpaint")], **settings)
+    assert_changed(mine, ours(tiny_model, tmp_path, name, [], **settings))
+    pipe = reference_pipe(StableDiffusionControlNetInpaintPipeline, tiny_model, [nets["sd1"]], safety_checker=None)
+    image, mask = Image.open(pictures["image"]), Image.open(pictures["mask"])
+    inputs = dict(image=image, mask_image=mask, control_image=make_inpaint_condition(image, mask), strength=1.0,
+                  height=16, width=16)
+    reference = np.concatenate([theirs(pipe, name, seed=SEED + i, count=1, **inputs) for i in range(COUNT)])
+    assert_parity(mine, reference)
+
+
 @pytest.mark.parametrize("name", SCHEDULERS)
 def test_sdxl(name, sdxl_base, nets, pictures, tmp_path):
     size = dict(height=32, width=32)
@@ -184,7 +204,8 @@ def entry_text(**settings) -> str:
     (dict(image="missing"), "controlnets[0].image file {missing} does not exist."),
     (dict(weight=3), "controlnets[0].weight must be a number in [0, 2]; got 3.0."),
     (dict(start=0.6, end=0.4), "controlnets[0].start and controlnets[0].end must satisfy 0 <= start < end <= 1"),
-    (dict(preprocessor="hed"), "controlnets[0].preprocessor must be one of none, canny; got 'hed'."),
+    (dict(preprocessor="hed"), "controlnets[0].preprocessor must be one of none, canny, inpaint; got 'hed'."),
+    (dict(preprocessor="inpaint"), "controlnets[0].preprocessor inpaint needs task inpaint (its mask marks"),
     (dict(preprocessor="depth"), "controlnets[0].preprocessor depth is not available yet"),
     (dict(net="model"), "controlnets[0].path {model} is a model folder (model_index.json) without a ControlNet's "
                         "config.json."),

@@ -12,8 +12,8 @@ from diffusers import ControlNetModel
 from diffusers.image_processor import VaeImageProcessor
 from omegaconf import DictConfig
 
-from pipeline.controls.controlnet_check import check_entries
-from pipeline.controls.preprocess import CANNY_THRESHOLDS, control_map
+from pipeline.controls.controlnet_check import check_entries, picture_of
+from pipeline.controls.preprocess import CANNY_THRESHOLDS, control_map, inpaint_condition
 from pipeline.engine.conditioning import Tensors
 from pipeline.engine.loop import LoopSetup
 from pipeline.engine.model_call import ModelCall
@@ -38,12 +38,15 @@ def load(cfg: DictConfig, info: ModelInfo, components: Components) -> list[Contr
     return models
 
 
-def control_tensor(image_path: str, preprocessor: str, key: str, ctx: Any, model: ControlNetModel) -> torch.Tensor:
-    """One image's control map at the run's size in [0, 1], as diffusers' prepare_image makes it (a VaeImageProcessor
-    that converts to RGB and does not normalise)."""
+def control_tensor(entry: Any, key: str, ctx: Any, model: ControlNetModel) -> torch.Tensor:
+    """One image's control map at the run's size in [0, 1] (masked pixels -1 for inpaint), as diffusers'
+    prepare_image makes it (a VaeImageProcessor that converts to RGB and does not normalise)."""
     factor = 2 ** (len(ctx.components.vae.config.block_out_channels) - 1)
     processor = VaeImageProcessor(vae_scale_factor=factor, do_convert_rgb=True, do_normalize=False)
-    image = processor.preprocess(control_map(image_path, preprocessor, key), height=ctx.height, width=ctx.width)
+    path = picture_of(entry, ctx.cfg)
+    source = inpaint_condition(path, ctx.cfg.mask, key, (ctx.width, ctx.height)) if entry.preprocessor == "inpaint" \
+        else control_map(path, entry.preprocessor, key)
+    image = processor.preprocess(source, height=ctx.height, width=ctx.width)
     return image.to(torch.float32).to(device=ctx.device, dtype=model.dtype)
 
 
@@ -85,7 +88,7 @@ def wrap(call: ModelCall, loaded: list[ControlNetModel], ctx: Any, setup: LoopSe
     entry's window. The loop calls the model once per step, so the k-th call is step k of setup.timesteps."""
     entries = list(ctx.cfg.controlnets)
     count, steps = len(ctx.generators), len(setup.timesteps)
-    images = [control_tensor(entry.image, entry.preprocessor, f"controlnets[{n}]", ctx, model)
+    images = [control_tensor(entry, f"controlnets[{n}]", ctx, model)
               .repeat_interleave(count, dim=0) for n, (entry, model) in enumerate(zip(entries, loaded))]
     calls = [0]
 

@@ -104,15 +104,21 @@ def check_aspect(size: tuple[int, int], run: tuple[int, int], key: str, path: st
                         "crop it to the run's aspect or set width and height to match it.")
 
 
+def picture_of(entry: Any, cfg: DictConfig) -> str:
+    """The picture an entry reads: its image, or for the inpaint preprocessor the run's image when it names none."""
+    return entry.image or cfg.image if entry.preprocessor == "inpaint" else entry.image
+
+
 def check_entries(cfg: DictConfig, info: ModelInfo) -> None:
     """Every controlnets entry, in order; the first mistake raises."""
     run = None
     for n, entry in enumerate(cfg.controlnets):
         key = f"controlnets[{n}]"
         check_numbers(entry, key)
-        check_preprocessor(entry.preprocessor, key)
+        check_preprocessor(entry.preprocessor, key, cfg.task)
         check_fit(read_config(entry.path, key), info, key, entry.path, cfg.model.path)
-        image = control_map(entry.image, "none", key)
+        path = picture_of(entry, cfg)
+        image = control_map(path, "none", key)
         run = run or run_size(cfg, info)
         if run is not None:
-            check_aspect(image.size, run, key, entry.image)
+            check_aspect(image.size, run, key, path)

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 from PIL import Image
 
 from pipeline.common.errors import UserError
-from pipeline.common.inputs import read_image
+from pipeline.common.inputs import fit, read_image
 
 CANNY_THRESHOLDS = (100, 200)  # low and high, as diffusers' ControlNet docs call cv2.Canny
-PREPROCESSORS = ("none", "canny")
+PREPROCESSORS = ("none", "canny", "inpaint")
 
 
-def check_preprocessor(name: str, key: str) -> None:
-    """A known preprocessor, or one sentence naming the choices (depth is not offered yet)."""
+def check_preprocessor(name: str, key: str, task: str) -> None:
+    """A known preprocessor that fits the task, or one sentence naming the choices (depth is not offered yet)."""
     if name == "depth":
         raise UserError(f"{key}.preprocessor depth is not available yet; give a depth map as {key}.image with "
                         "preprocessor none.")
     if name not in PREPROCESSORS:
         raise UserError(f"{key}.preprocessor must be one of {', '.join(PREPROCESSORS)}; got '{name}'.")
+    if name == "inpaint" and task != "inpaint":
+        raise UserError(f"{key}.preprocessor inpaint needs task inpaint (its mask marks the pixels the ControlNet "
+                        f"sees as masked); task is {task}.")
 
 
 def canny(image: Image.Image) -> Image.Image:
@@ -34,3 +38,12 @@ def control_map(image_path: str, preprocessor: str, key: str) -> Image.Image:
     preprocessor applied."""
     image = read_image(image_path, f"{key}.image")
     return canny(image) if preprocessor == "canny" else image
+
+
+def inpaint_condition(image_path: str, mask_path: str, key: str, size: tuple[int, int]) -> torch.Tensor:
+    """An inpaint ControlNet's input at `size` (width, height): the picture in [0, 1] with the masked pixels (mask
+    above one half) set to -1, as diffusers' ControlNet inpaint example makes it; a (1, 3, H, W) tensor."""
+    image = np.asarray(fit(read_image(image_path, f"{key}.image"), *size), dtype=np.float32) / 255.0
+    mask = np.asarray(fit(read_image(mask_path, "mask", mode="L"), *size), dtype=np.float32) / 255.0
+    image = np.where(mask[:, :, None] > 0.5, -1.0, image).astype(np.float32)
+    return torch.from_numpy(image.transpose(2, 0, 1)[None].copy())
