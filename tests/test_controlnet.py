@@ -219,10 +219,10 @@ def test_mistakes_are_one_sentence_before_loading(settings, expected, tiny_model
     monkeypatch.setattr(ControlNetModel, "from_pretrained", no_weights_loaded)
     wide = tmp_path / "wide.png"
     Image.new("RGB", (24, 12)).save(wide)
-    names = {**{k: str(v) for k, v in nets.items()}, "model": str(tiny_model), "unet": str(tiny_model / "unet"), "none": str(tmp_path / "none"),
-             "wide": str(wide), "missing": str(tmp_path / "missing.png")}
-    entry = {"path": names[settings.pop("net", "sd1")], "image": names.get(settings.get("image"), pictures["square"]),
-             **{k: v for k, v in settings.items() if k != "image"}}
+    names = {**{k: str(v) for k, v in nets.items()}, "model": str(tiny_model), "unet": str(tiny_model / "unet"),
+             "none": str(tmp_path / "none"), "wide": str(wide), "missing": str(tmp_path / "missing.png")}
+    entry = {"path": names[settings.get("net", "sd1")], "image": names.get(settings.get("image"), pictures["square"]),
+             **{k: v for k, v in settings.items() if k not in ("net", "image")}}
     cfg = make_config(tiny_model, tmp_path / "out", prompt=PROMPT, controlnets=f"[{entry_text(**entry)}]")
     assert expected.format(**names) in refused(cfg, capsys)
 
