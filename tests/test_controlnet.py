@@ -17,7 +17,7 @@ from PIL import Image
 
 from conftest import as_uint8, generators, make_config, max_pixel_difference
 from pipeline.engine.schedulers import make_scheduler
-from pipeline.lab.fixtures.tiny_controlnet import build_tiny_controlnet
+from pipeline.lab.fixtures.tiny_controlnet import build_tiny_controlnet, write_controlnet_checkpoint
 from pipeline.run import generate
 
 TOLERANCE = 1  # out of 255, per pixel
@@ -211,6 +211,8 @@ def entry_text(**settings) -> str:
                         "config.json."),
     (dict(net="unet"), "controlnets[0].path {unet} holds a UNet2DConditionModel, not a ControlNetModel."),
     (dict(net="none"), "controlnets[0].path {none} does not exist (a ControlNet folder or an owner/name hub id"),
+    (dict(net="file"), "controlnets[0].path {file} is a single file; set controlnets[0].config to the folder"),
+    (dict(net="ckpt"), "controlnets[0].path {ckpt} is a .ckpt file; a single-file ControlNet is read from "),
 ])
 def test_mistakes_are_one_sentence_before_loading(settings, expected, tiny_model, nets, pictures, tmp_path, capsys,
                                                   no_weights, monkeypatch):
@@ -219,8 +221,11 @@ def test_mistakes_are_one_sentence_before_loading(settings, expected, tiny_model
     monkeypatch.setattr(ControlNetModel, "from_pretrained", no_weights_loaded)
     wide = tmp_path / "wide.png"
     Image.new("RGB", (24, 12)).save(wide)
+    for name in ("file.safetensors", "file.ckpt"):
+        (tmp_path / name).write_bytes(b"0")
     names = {**{k: str(v) for k, v in nets.items()}, "model": str(tiny_model), "unet": str(tiny_model / "unet"),
-             "none": str(tmp_path / "none"), "wide": str(wide), "missing": str(tmp_path / "missing.png")}
+             "none": str(tmp_path / "none"), "file": str(tmp_path / "file.safetensors"),
+             "ckpt": str(tmp_path / "file.ckpt"), "wide": str(wide), "missing": str(tmp_path / "missing.png")}
     entry = {"path": names[settings.get("net", "sd1")], "image": names.get(settings.get("image"), pictures["square"]),
              **{k: v for k, v in settings.items() if k not in ("net", "image")}}
     cfg = make_config(tiny_model, tmp_path / "out", prompt=PROMPT, controlnets=f"[{entry_text(**entry)}]")
@@ -230,6 +235,13 @@ def test_mistakes_are_one_sentence_before_loading(settings, expected, tiny_model
 def no_weights_loaded(*args, **kwargs):
     """ControlNetModel.from_pretrained in a test of input refused before loading."""
     raise AssertionError("ControlNet weights were loaded before the input was checked")
+
+
+def test_a_single_file_controlnet_equals_its_folder(tiny_model, nets, pictures, tmp_path):
+    file = write_controlnet_checkpoint(nets["sd1"], tmp_path / "controlnet.safetensors")
+    single = ours(tiny_model, tmp_path, "ddim", [unit(file, pictures["square"], config=nets["sd1"])])
+    folder = ours(tiny_model, tmp_path, "ddim", [unit(nets["sd1"], pictures["square"])])
+    assert max_pixel_difference(single, folder) == 0
 
 
 def test_png_names_each_controlnet_and_the_yaml_regenerates_it(tiny_model, nets, pictures, tmp_path):

@@ -30,10 +30,14 @@ def check(cfg: DictConfig, info: ModelInfo) -> None:
 
 
 def load(cfg: DictConfig, info: ModelInfo, components: Components) -> list[ControlNetModel]:
-    """The entries' ControlNets on the components' device and dtype, in evaluation mode."""
+    """The entries' ControlNets (a folder or hub id, or a single file with its config) on the components' device and
+    dtype, in evaluation mode."""
     models = []
     for entry in cfg.controlnets:
-        model = ControlNetModel.from_pretrained(entry.path, torch_dtype=components.dtype)
+        if Path(entry.path).is_file():
+            model = ControlNetModel.from_single_file(entry.path, config=entry.config, torch_dtype=components.dtype)
+        else:
+            model = ControlNetModel.from_pretrained(entry.path, torch_dtype=components.dtype)
         models.append(model.to(components.device).eval())
     return models
 

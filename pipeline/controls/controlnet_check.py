@@ -29,26 +29,39 @@ def check_numbers(entry: Any, key: str) -> None:
                         f"end {entry.end}.")
 
 
-def read_config(path: str, key: str) -> dict[str, Any]:
-    """The ControlNet's config.json from a folder or the hub cache, without its weights."""
-    if not path:
-        raise UserError(f"{key}.path must name a ControlNet folder or hub id; it is not set.")
+def read_config(entry: Any, key: str) -> dict[str, Any]:
+    """The ControlNet's config.json without its weights: from its folder or hub id, or for a single .safetensors
+    checkpoint in the original layout from the folder or hub id that `config` names."""
+    if not entry.path:
+        raise UserError(f"{key}.path must name a ControlNet folder, hub id or .safetensors file; it is not set.")
+    if not Path(entry.path).is_file():
+        return folder_config(entry.path, f"{key}.path")
+    if Path(entry.path).suffix != ".safetensors":
+        raise UserError(f"{key}.path {entry.path} is a {Path(entry.path).suffix or 'suffix-less'} file; a single-file "
+                        "ControlNet is read from .safetensors only (no pickle).")
+    if not entry.config:
+        raise UserError(f"{key}.path {entry.path} is a single file; set {key}.config to the folder or hub id holding "
+                        "its config.json.")
+    return folder_config(entry.config, f"{key}.config")
+
+
+def folder_config(path: str, key: str) -> dict[str, Any]:
+    """A ControlNetModel's config.json from a folder or the hub cache, or one sentence why not."""
     folder = Path(path)
-    if folder.is_file():
-        raise UserError(f"{key}.path {path} is a single file; ControlNets are read from a diffusers folder or hub id "
-                        "(config.json beside the weights) for now.")
     if folder.is_dir() and not (folder / "config.json").is_file():
         what = "a model folder (model_index.json)" if (folder / "model_index.json").is_file() else "a folder"
-        raise UserError(f"{key}.path {path} is {what} without a ControlNet's config.json.")
+        raise UserError(f"{key} {path} is {what} without a ControlNet's config.json.")
     if not folder.exists() and (folder.is_absolute() or path.startswith(".") or path.count("/") != 1):
-        raise UserError(f"{key}.path {path} does not exist (a ControlNet folder or an owner/name hub id is needed).")
+        raise UserError(f"{key} {path} does not exist (a ControlNet folder or an owner/name hub id is needed).")
+    if folder.is_file():
+        raise UserError(f"{key} {path} is a file; a folder or hub id holding config.json is needed.")
     try:
         config = ControlNetModel.load_config(path)
     except (OSError, ValueError):
-        raise UserError(f"{key}.path {path} is no local folder and no ControlNet the hub (or its cache, offline) "
+        raise UserError(f"{key} {path} is no local folder and no ControlNet the hub (or its cache, offline) "
                         "holds.") from None
     if config.get("_class_name") != "ControlNetModel":
-        raise UserError(f"{key}.path {path} holds a {config.get('_class_name')}, not a ControlNetModel.")
+        raise UserError(f"{key} {path} holds a {config.get('_class_name')}, not a ControlNetModel.")
     return config
 
 
@@ -116,7 +129,7 @@ def check_entries(cfg: DictConfig, info: ModelInfo) -> None:
         key = f"controlnets[{n}]"
         check_numbers(entry, key)
         check_preprocessor(entry.preprocessor, key, cfg.task)
-        check_fit(read_config(entry.path, key), info, key, entry.path, cfg.model.path)
+        check_fit(read_config(entry, key), info, key, entry.path, cfg.model.path)
         path = picture_of(entry, cfg)
         image = control_map(path, "none", key)
         run = run or run_size(cfg, info)
