@@ -155,3 +155,17 @@ def test_mistakes_are_one_sentence_before_loading(change, expected, tiny_model, 
     model = sdxl_base if change.pop("model", "") == "sdxl" else tiny_model
     cfg = make_config(model, tmp_path / "out", prompt="a", image_encoder=encoder, **change)
     assert expected in refused(OmegaConf.merge(cfg, {"ip_adapters": [unit]}), capsys)
+
+
+def test_a_shared_load_takes_each_runs_image_and_weight(tiny_model, files, tmp_path):
+    """A job's lines that share one load (same paths) but change the image and weight get their own."""
+    configs = [OmegaConf.merge(make_config(tiny_model, tmp_path / "out", prompt=PROMPT, steps=STEPS,
+                                           image_encoder=files["encoder"]),
+                               {"ip_adapters": [{"path": str(files["sd1"]), "image": str(files[picture]),
+                                                 "weight": weight}]})
+               for picture, weight in (("warm", 0.7), ("cool", 1.3))]
+    components = generate.load(generate.check(configs[0]))
+    first, shared = (generate.generate_images(components, cfg, [SEED], 16, 16, progress=False) for cfg in configs)
+    fresh = generate.generate_images(generate.load(generate.check(configs[1])), configs[1], [SEED], 16, 16,
+                                     progress=False)
+    assert max_pixel_difference(shared, first) > CHANGED and max_pixel_difference(shared, fresh) == 0

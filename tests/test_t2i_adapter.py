@@ -171,3 +171,16 @@ def test_mistakes_are_one_sentence_before_loading(change, expected, tiny_model, 
     cfg = make_config(model, tmp_path / "out", prompt="a", adapter_conditioning_factor=change.get("factor", 1.0),
                       **size)
     assert expected in refused(OmegaConf.merge(cfg, {"adapters": [unit]}), capsys)
+
+
+def test_a_shared_load_takes_each_runs_image_and_weight(tiny_model, adapters, pictures, tmp_path):
+    """A job's lines that share one load (same paths) but change the image and weight get their own."""
+    configs = [OmegaConf.merge(make_config(tiny_model, tmp_path / "out", prompt=PROMPT, steps=STEPS),
+                               {"adapters": [{"path": str(adapters["a"]), "image": str(pictures[picture]),
+                                              "weight": weight}]})
+               for picture, weight in (("square", 0.7), ("bar", 1.3))]
+    components = generate.load(generate.check(configs[0]))
+    first, shared = (generate.generate_images(components, cfg, [SEED], 16, 16, progress=False) for cfg in configs)
+    fresh = generate.generate_images(generate.load(generate.check(configs[1])), configs[1], [SEED], 16, 16,
+                                     progress=False)
+    assert max_pixel_difference(shared, first) > CHANGED and max_pixel_difference(shared, fresh) == 0

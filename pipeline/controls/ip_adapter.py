@@ -32,14 +32,15 @@ Pair = tuple[torch.Tensor, torch.Tensor]  # one image's embeddings for the condi
 
 @dataclass
 class IPAdapters:
-    """The vision encoder, its image processor, the reference images, and whether each adapter reads hidden states
-    (Plus); the embeddings, made once."""
+    """The vision encoder, its image processor, the UNet the adapters were loaded onto, and whether each adapter
+    reads hidden states (Plus); the embeddings by the images that made them (a job's lines that share the load may
+    change the images and weights)."""
 
     encoder: CLIPVisionModelWithProjection
     processor: CLIPImageProcessor
-    images: list[Image.Image]
+    unet: Any
     hidden: list[bool]
-    embeds: list[Pair] = field(default_factory=list)
+    embeds: dict[tuple[str, ...], list[Pair]] = field(default_factory=dict)
 
 
 def check(cfg: DictConfig, info: ModelInfo) -> None:
@@ -68,7 +69,7 @@ def set_scales(unet, scales: list[float]) -> None:
 
 def load(cfg: DictConfig, info: ModelInfo, components: Components) -> IPAdapters:
     """The vision encoder and the adapters' weights on our UNet (after the performance options, which set its
-    attention processors), each scaled by its weight."""
+    attention processors)."""
     encoder = CLIPVisionModelWithProjection.from_pretrained(
         encoder_path(cfg, info), dtype=components.dtype, use_safetensors=None if cfg.model.allow_pickle else True)
     encoder = encoder.to(components.device).eval().requires_grad_(False)
@@ -79,10 +80,8 @@ def load(cfg: DictConfig, info: ModelInfo, components: Components) -> IPAdapters
     except (KeyError, RuntimeError) as error:
         raise UserError(f"ip_adapters do not fit model.path {info.path}'s UNet: diffusers' loader says "
                         f"{str(error).splitlines()[0]}.") from None
-    set_scales(unet, [float(entry.weight) for entry in cfg.ip_adapters])
     hidden = [not isinstance(layer, ImageProjection) for layer in unet.encoder_hid_proj.image_projection_layers]
-    images = [read_image(entry.image, f"ip_adapters[{n}].image") for n, entry in enumerate(cfg.ip_adapters)]
-    return IPAdapters(encoder, CLIPImageProcessor(size=size, crop_size=size), images, hidden)
+    return IPAdapters(encoder, CLIPImageProcessor(size=size, crop_size=size), unet, hidden)
 
 
 @torch.no_grad()
@@ -100,15 +99,20 @@ def embeddings(loaded: IPAdapters, image: Image.Image, hidden: bool) -> Pair:
 
 
 def prepare(loaded: IPAdapters, ctx: Any, conditioning: Conditioning) -> Conditioning:
-    """The bundle with image_embeds.N for both halves, repeated for each image of the batch."""
-    if not loaded.embeds:
-        loaded.embeds = [embeddings(loaded, image, hidden) for image, hidden in zip(loaded.images, loaded.hidden)]
+    """Each adapter scaled by its weight, and the bundle with image_embeds.N for both halves, repeated for each image
+    of the batch."""
+    entries = list(ctx.cfg.ip_adapters)
+    set_scales(loaded.unet, [float(entry.weight) for entry in entries])
+    key = tuple(entry.image for entry in entries)
+    if key not in loaded.embeds:
+        images = [read_image(entry.image, f"ip_adapters[{n}].image") for n, entry in enumerate(entries)]
+        loaded.embeds = {key: [embeddings(loaded, image, hidden) for image, hidden in zip(images, loaded.hidden)]}
     count = len(conditioning.cond["hidden_states"])
 
     def added(half: int) -> dict[str, torch.Tensor]:
         """Each adapter's embeddings for one half (0 conditional, 1 unconditional), one row per image."""
         return {f"{EMBEDS}.{n}": pair[half].repeat(count, *[1] * (pair[half].ndim - 1))
-                for n, pair in enumerate(loaded.embeds)}
+                for n, pair in enumerate(loaded.embeds[key])}
 
     uncond = {**conditioning.uncond, **added(1)} if conditioning.uncond is not None else None
     return Conditioning({**conditioning.cond, **added(0)}, uncond)

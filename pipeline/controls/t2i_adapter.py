@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from diffusers import T2IAdapter
 from omegaconf import DictConfig
-from PIL import Image
 
 from pipeline.common.errors import UserError
 from pipeline.common.inputs import fit
@@ -35,12 +34,11 @@ Shape = tuple[int, int]  # (channels, pixels per feature cell along a side)
 
 @dataclass
 class Adapters:
-    """The loaded adapters and their control images; their summed features, computed once per run size."""
+    """The loaded adapters, and their summed features by what made them (images, preprocessors, weights, size):
+    a job's lines that share the load may differ in those."""
 
     models: list[T2IAdapter]
-    images: list[Image.Image]
-    weights: list[float]
-    features: dict[tuple[int, int], list[torch.Tensor]] = field(default_factory=dict)
+    features: dict[tuple, list[torch.Tensor]] = field(default_factory=dict)
 
 
 def feature_shapes(config: dict[str, Any]) -> list[Shape]:
@@ -129,36 +127,38 @@ def check(cfg: DictConfig, info: ModelInfo) -> None:
 
 
 def load(cfg: DictConfig, info: ModelInfo, components: Components) -> Adapters:
-    """The entries' adapters on the components' device and dtype, and their control maps (read once)."""
-    models, images = [], []
-    for n, entry in enumerate(cfg.adapters):
+    """The entries' adapters on the components' device and dtype, in evaluation mode."""
+    models = []
+    for entry in cfg.adapters:
         model = T2IAdapter.from_pretrained(entry.path, dtype=components.dtype,
                                            use_safetensors=None if cfg.model.allow_pickle else True)
         models.append(model.to(components.device).eval().requires_grad_(False))
-        image = control_map(entry.image, entry.preprocessor, f"adapters[{n}]")
-        images.append(image.convert("L") if model.config.in_channels == 1 else image)
-    return Adapters(models, images, [float(entry.weight) for entry in cfg.adapters])
+    return Adapters(models)
 
 
-def pixels(image: Image.Image, width: int, height: int) -> torch.Tensor:
-    """A control map resized to the run (Lanczos, as diffusers' _preprocess_adapter_image) as (1, C, H, W) in
-    [0, 1]."""
-    array = np.asarray(fit(image, width, height), dtype=np.float32) / 255.0
+def control_pixels(entry: Any, n: int, model: T2IAdapter, size: tuple[int, int]) -> torch.Tensor:
+    """One entry's control map (grayscale for a 1-channel adapter) at the run's size, Lanczos-resized as diffusers'
+    _preprocess_adapter_image, as (1, C, H, W) in [0, 1]."""
+    image = control_map(entry.image, entry.preprocessor, f"adapters[{n}]")
+    image = image.convert("L") if model.config.in_channels == 1 else image
+    array = np.asarray(fit(image, *size), dtype=np.float32) / 255.0
     array = array[..., None] if array.ndim == 2 else array
     return torch.from_numpy(array.transpose(2, 0, 1)[None].copy())
 
 
 @torch.no_grad()
 def features(adapters: Adapters, ctx: Any) -> list[torch.Tensor]:
-    """Every adapter's features scaled by its weight and summed scale by scale, once per run size."""
-    size = (ctx.width, ctx.height)
-    if size not in adapters.features:
+    """Every adapter's features scaled by its weight and summed scale by scale, made once per set of inputs."""
+    entries, size = list(ctx.cfg.adapters), (ctx.width, ctx.height)
+    key = (tuple((e.image, e.preprocessor, float(e.weight)) for e in entries), size)
+    if key not in adapters.features:
         total: list[torch.Tensor] = []
-        for model, image, weight in zip(adapters.models, adapters.images, adapters.weights):
-            given = model(pixels(image, *size).to(device=ctx.device, dtype=model.dtype))
-            total = [w * weight for w in given] if not total else [a + w * weight for a, w in zip(total, given)]
-        adapters.features[size] = total
-    return adapters.features[size]
+        for n, (entry, model) in enumerate(zip(entries, adapters.models)):
+            given = model(control_pixels(entry, n, model, size).to(device=ctx.device, dtype=model.dtype))
+            weight = float(entry.weight)
+            total = [f * weight for f in given] if not total else [a + f * weight for a, f in zip(total, given)]
+        adapters.features = {key: total}  # the latest only: a job's next line may change an input
+    return adapters.features[key]
 
 
 def wrap(call: ModelCall, loaded: Adapters, ctx: Any, setup: LoopSetup) -> ModelCall:
