@@ -88,8 +88,9 @@ def theirs(pipe, name, seed=SEED, count=COUNT, **kwargs) -> np.ndarray:
     scale 1 unless given (diffusers' img2img and inpaint ControlNet pipelines default to 0.8 and 0.5)."""
     kwargs.setdefault("controlnet_conditioning_scale", 1.0)
     pipe.scheduler = make_scheduler(name, pipe.original_scheduler_config, {}, [seed + i for i in range(count)])
-    return pipe(PROMPT, num_inference_steps=STEPS, guidance_scale=7.5, num_images_per_prompt=count,
-                generator=generators(seed, count), output_type="np", **kwargs).images
+    kwargs.setdefault("guidance_scale", 7.5)
+    return pipe(PROMPT, num_inference_steps=STEPS, num_images_per_prompt=count, generator=generators(seed, count),
+                output_type="np", **kwargs).images
 
 
 def assert_changed(mine, without) -> None:
@@ -133,6 +134,17 @@ def test_inpaint(name, tiny_model, nets, pictures, tmp_path):
     inputs = dict(image=Image.open(pictures["image"]), mask_image=Image.open(pictures["mask"]),
                   control_image=Image.open(pictures["square"]), strength=0.7, height=16, width=16)
     reference = np.concatenate([theirs(pipe, name, seed=SEED + i, count=1, **inputs) for i in range(COUNT)])
+    assert_parity(mine, reference)
+
+
+def test_guess_mode_without_guidance(tiny_model, nets, pictures, tmp_path):
+    """guidance_scale 1 runs no unconditional half: guess mode then reads the whole batch, as diffusers does."""
+    units = [unit(nets["sd1"], pictures["square"], guess_mode=True)]
+    mine = ours(tiny_model, tmp_path, "ddim", units, guidance_scale=1.0)
+    assert_changed(mine, ours(tiny_model, tmp_path, "ddim", [], guidance_scale=1.0))
+    pipe = reference_pipe(StableDiffusionControlNetPipeline, tiny_model, [nets["sd1"]], safety_checker=None)
+    reference = theirs(pipe, "ddim", image=Image.open(pictures["square"]), height=16, width=16, guess_mode=True,
+                       guidance_scale=1.0)
     assert_parity(mine, reference)
 
 

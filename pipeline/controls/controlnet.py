@@ -111,11 +111,12 @@ def wrap(call: ModelCall, loaded: list[ControlNetModel], ctx: Any, setup: LoopSe
 
 
 def fields(cfg: DictConfig) -> dict[str, str]:
-    """sd-webui-controlnet's PNG fields, one quoted unit per ControlNet."""
+    """sd-webui-controlnet's PNG fields, one quoted unit per ControlNet (a file's model named without its suffix)."""
     result = {}
     for n, entry in enumerate(cfg.controlnets):
-        parts = {"Module": entry.preprocessor, "Model": Path(entry.path).name, "Weight": entry.weight,
-                 "Resize Mode": "Just Resize"}
+        path = Path(entry.path)
+        parts = {"Module": entry.preprocessor, "Model": path.stem if path.is_file() else path.name,
+                 "Weight": entry.weight, "Resize Mode": "Just Resize"}
         if entry.preprocessor == "canny":
             parts.update({"Threshold A": CANNY_THRESHOLDS[0], "Threshold B": CANNY_THRESHOLDS[1]})
         parts.update({"Guidance Start": entry.start, "Guidance End": entry.end,
