@@ -75,6 +75,7 @@ BAD = [
     ("compare.axes=[{key: steps}]", "compare.axes[0] must be a mapping with 'key' and 'values'"),
     ("compare.axes=[{key: output_dir, values: [a, b]}]", "compare.axes[0].key output_dir cannot be an axis"),
     ("compare.axes=[{key: [steps, output_dir], values: [[2, a]]}]", "compare.axes[0].key output_dir cannot be an"),
+    ("compare.axes=[{key: loras.3.weight, values: [1]}]", "loras.3.weight: 3 is not an entry of that list (it has 0"),
 ]
 
 

@@ -284,8 +284,8 @@ def test_canny_map_is_opencv_edges_in_three_channels(pictures):
 
 
 def test_a_compare_axis_over_the_controlnets(tiny_model, nets, pictures, tmp_path):
-    """compare.axes over the whole controlnets list (a key inside a list entry, controlnets.0.weight, is not an axis
-    key yet): the weight changes the image, weight 0 is the model without ControlNet."""
+    """compare.axes over the whole controlnets list, and over a key inside its entry (controlnets.0.weight, as
+    A1111's X/Y/Z plots a unit's weight): the weight changes the image, weight 0 is the model without ControlNet."""
     from test_compare import load, run
 
     entries = [entry_text(path=nets["sd1"], image=pictures["square"], weight=w) for w in (0, 1)]
@@ -294,3 +294,7 @@ def test_a_compare_axis_over_the_controlnets(tiny_model, nets, pictures, tmp_pat
     assert [c.status for c in result.cells] == ["ok"] * 3
     plain, zero, one = (np.asarray(Image.open(c.image)) for c in result.cells)
     assert (plain == zero).all() and max_pixel_difference([one], [plain]) > CHANGED
+    weights = run(load(tiny_model, tmp_path / "weights", "steps=3", f"controlnets=[{entries[1]}]",
+                       "compare.axes=[{key: controlnets.0.weight, values: [0, 1]}]"))
+    assert [np.array_equal(np.asarray(Image.open(c.image)), image) for c, image in zip(weights.cells, (zero, one))] \
+        == [True, True]

@@ -85,15 +85,29 @@ def parse_axes(value: Any) -> list[Axis]:
 
 
 def _set(data: dict, key: str, value: Any) -> None:
-    """Set a dotted key in nested data (a new mapping where none is)."""
+    """Set a dotted key in nested data (a new mapping where none is); a number indexes a list that is there
+    (`controlnets.0.weight`)."""
     *parents, last = key.split(".")
-    node = data
+    node: Any = data
     for part in parents:
+        if isinstance(node, list):
+            node = node[_index(node, part, key)]
+            continue
         child = node.setdefault(part, {})
-        if not isinstance(child, dict):
+        if not isinstance(child, (dict, list)):
             raise UserError(f"{key} is not a config key ({part} holds a value, not keys).")
         node = child
-    node[last] = value
+    if isinstance(node, list):
+        node[_index(node, last, key)] = value
+    else:
+        node[last] = value
+
+
+def _index(items: list, part: str, key: str) -> int:
+    """The list position a dotted key's part names, or one sentence where it names none."""
+    if not part.isdigit() or int(part) >= len(items):
+        raise UserError(f"{key}: {part} is not an entry of that list (it has {len(items)}, numbered from 0).")
+    return int(part)
 
 
 def cell_config(cfg: DictConfig, section: str, axes: list[Axis], picks: tuple[int, ...]) -> DictConfig:
