@@ -169,3 +169,17 @@ def test_a_shared_load_takes_each_runs_image_and_weight(tiny_model, files, tmp_p
     fresh = generate.generate_images(generate.load(generate.check(configs[1])), configs[1], [SEED], 16, 16,
                                      progress=False)
     assert max_pixel_difference(shared, first) > CHANGED and max_pixel_difference(shared, fresh) == 0
+
+
+def test_the_model_folders_encoder_is_the_default(tiny_model, files, tmp_path):
+    """With image_encoder unset, the model folder's image_encoder part is the encoder."""
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    shutil.copytree(files["encoder"], model / "image_encoder")
+    unit = {"path": str(files["sd1"]), "image": str(files["warm"])}
+    cfg = OmegaConf.merge(make_config(model, tmp_path / "out", prompt=PROMPT, steps=STEPS, seed=SEED),
+                          {"ip_adapters": [unit]})
+    path = next(generate.run(cfg, progress=False))
+    assert "IP-Adapter encoder: image_encoder" in Image.open(path).info["parameters"]
+    given = ours(tiny_model, files, tmp_path, "ddim", [unit])[:1]  # the same seed, the encoder named
+    assert max_pixel_difference(images([path]), images(given)) == 0
