@@ -7,7 +7,7 @@ import shutil
 
 import numpy as np
 import pytest
-from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+from diffusers import StableDiffusionImg2ImgPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
 from omegaconf import OmegaConf
 from PIL import Image
 from transformers import CLIPVisionModelWithProjection
@@ -26,21 +26,21 @@ SEED, COUNT, STEPS, PROMPT = 3, 2, 4, "a red circle"
 
 @pytest.fixture(scope="module")
 def files(tiny_model, sdxl_base, tmp_path_factory):
-    """A vision encoder, IP-Adapter files for the tiny SD 1.x model (plain and Plus) and the tiny SDXL base, and two
-    reference pictures."""
+    """A vision encoder, IP-Adapter files for the tiny SD 1.x model (plain and Plus) and the tiny SDXL base, two
+    reference pictures and a 16x16 starting picture for img2img."""
     folder = tmp_path_factory.mktemp("ip_adapters")
     y, x = np.mgrid[0:40, 0:48]
     warm = np.stack([x * 5, y * 6, 255 - x * 5], axis=-1).astype(np.uint8)
     cool = np.zeros((40, 48, 3), np.uint8)
     cool[5:30, 10:40] = [20, 90, 250]
-    for name, array in (("warm", warm), ("cool", cool)):
+    for name, array in (("warm", warm), ("cool", cool), ("start", warm[:16, 8:24])):
         Image.fromarray(array).save(folder / f"{name}.png")
     return {"encoder": build_tiny_image_encoder(folder / "encoder"),
             "sd1": build_tiny_ip_adapter(folder / "ip_sd1.safetensors", tiny_model / "unet", seed=1),
             "sd1_plus": build_tiny_ip_adapter(folder / "ip_sd1_plus.safetensors", tiny_model / "unet", seed=2,
                                               plus=True),
             "sdxl": build_tiny_ip_adapter(folder / "ip_sdxl.safetensors", sdxl_base / "unet", seed=3),
-            "warm": folder / "warm.png", "cool": folder / "cool.png"}
+            "warm": folder / "warm.png", "cool": folder / "cool.png", "start": folder / "start.png"}
 
 
 def ours(model, files, tmp_path, name, units, **settings) -> list:
@@ -122,6 +122,15 @@ def test_plus_beside_a_plain_one(name, tiny_model, files, tmp_path):
     reference = theirs(pipe, name, [0.5, 1.5], [files["warm"], files["cool"]], height=16, width=16)
     assert_parity(mine, reference, images(ours(tiny_model, files, tmp_path, name, units[:1])))
 
+
+def test_img2img(tiny_model, files, tmp_path):
+    """A control joins any task: IP-Adapter with img2img equals StableDiffusionImg2ImgPipeline with it."""
+    unit, task = {"path": str(files["sd1"]), "image": str(files["warm"])}, dict(task="img2img", image=files["start"])
+    mine = images(ours(tiny_model, files, tmp_path, "ddim", [unit], strength=0.7, **task))
+    pipe = reference_pipe(StableDiffusionImg2ImgPipeline, tiny_model, files["encoder"], [files["sd1"]],
+                          safety_checker=None, requires_safety_checker=False)
+    reference = theirs(pipe, "ddim", [1.0], [files["warm"]], image=Image.open(files["start"]), strength=0.7)
+    assert_parity(mine, reference, images(ours(tiny_model, files, tmp_path, "ddim", [], strength=0.7, **task)))
 
 def narrower_encoder(files, tmp_path):
     """A copy of the encoder folder whose config says its image embeddings are 16 wide."""

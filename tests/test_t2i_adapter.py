@@ -136,6 +136,14 @@ def test_several_adapters_and_a_grayscale_one(tiny_model, adapters, pictures, tm
     assert_parity(mine, reference, images(ours(tiny_model, tmp_path, "ddim", units[:1])))
 
 
+def test_img2img_changes_with_an_adapter(tiny_model, adapters, pictures, tmp_path):
+    """A control joins any task; diffusers has no adapter img2img pipeline to compare with, so this shows the
+    features reach an img2img run (of the start picture's 24x24 size) and change it."""
+    task = dict(task="img2img", image=pictures["square"], strength=0.7)
+    mine = ours(tiny_model, tmp_path, "ddim", [{"path": str(adapters["a"]), "image": str(pictures["bar"])}], **task)
+    assert Image.open(mine[0]).size == (24, 24)
+    assert max_pixel_difference(images(mine), images(ours(tiny_model, tmp_path, "ddim", [], **task))) > CHANGED
+
 @pytest.fixture(scope="module")
 def sd2_model(tmp_path_factory):
     """A tiny SD 2.x folder (no T2I-Adapter exists for it)."""
