@@ -14,7 +14,8 @@ from transformers import CLIPVisionModelWithProjection
 
 from conftest import as_uint8, generators, make_config, max_pixel_difference
 from pipeline.engine.schedulers import make_scheduler
-from pipeline.lab.fixtures.tiny_adapters import build_tiny_image_encoder, build_tiny_ip_adapter
+from pipeline.lab.fixtures.tiny_adapters import build_tiny_image_encoder, build_tiny_ip_adapter, build_tiny_t2i_adapter
+from pipeline.lab.fixtures.tiny_controlnet import build_tiny_controlnet
 from pipeline.run import generate
 from test_sdxl_runs import refused
 
@@ -192,3 +193,19 @@ def test_the_model_folders_encoder_is_the_default(tiny_model, files, tmp_path):
     assert "IP-Adapter encoder: image_encoder" in Image.open(path).info["parameters"]
     given = ours(tiny_model, files, tmp_path, "ddim", [unit])[:1]  # the same seed, the encoder named
     assert max_pixel_difference(images([path]), images(given)) == 0
+
+
+def test_with_a_controlnet_and_a_t2i_adapter(tiny_model, files, tmp_path):
+    """The three controls in one run: the IP-Adapter still changes the image, and the PNG names all three."""
+    folder = tmp_path / "controls"
+    controls = {"controlnets": [{"path": str(build_tiny_controlnet(folder / "net", tiny_model)),
+                                 "image": str(files["warm"])}],
+                "adapters": [{"path": str(build_tiny_t2i_adapter(folder / "adapter")), "image": str(files["cool"])}]}
+    cfg = OmegaConf.merge(make_config(tiny_model, tmp_path / "out", prompt=PROMPT, steps=STEPS, seed=SEED,
+                                      width=24, height=20, image_encoder=files["encoder"]), controls)
+    alone = next(generate.run(cfg, progress=False))
+    path = next(generate.run(OmegaConf.merge(cfg, {"ip_adapters": [{"path": str(files["sd1"]),
+                                                                    "image": str(files["warm"])}]}), progress=False))
+    assert max_pixel_difference(images([path]), images([alone])) > CHANGED
+    text = Image.open(path).info["parameters"]
+    assert all(f"{name} 0: " in text for name in ("ControlNet", "T2I-Adapter", "IP-Adapter"))

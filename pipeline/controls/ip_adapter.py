@@ -21,6 +21,7 @@ from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
 from pipeline.common.errors import UserError
 from pipeline.common.inputs import read_image
+from pipeline.common.quiet import quiet_libraries
 from pipeline.controls.ip_adapter_check import check_entries, encoder_path
 from pipeline.engine.conditioning import Conditioning
 from pipeline.models.components import Components
@@ -76,7 +77,8 @@ def load(cfg: DictConfig, info: ModelInfo, components: Components) -> IPAdapters
     size = encoder.config.image_size
     unet = getattr(components.unet, "_orig_mod", components.unet)  # under performance.compile, the compiled module's
     try:
-        unet._load_ip_adapter_weights([weights(entry.path) for entry in cfg.ip_adapters])
+        with quiet_libraries():  # its closing cast warns of "modules to keep in float32: []", none
+            unet._load_ip_adapter_weights([weights(entry.path) for entry in cfg.ip_adapters])
     except (KeyError, RuntimeError) as error:
         raise UserError(f"ip_adapters do not fit model.path {info.path}'s UNet: diffusers' loader says "
                         f"{str(error).splitlines()[0]}.") from None
