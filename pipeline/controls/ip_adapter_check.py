@@ -91,20 +91,17 @@ def check_fit(shapes: Shapes, kind: str, info: ModelInfo, encoder: CLIPVisionCon
                         "made for each other.")
 
 
-def check_entries(cfg: DictConfig, info: ModelInfo) -> list[str]:
-    """Every ip_adapters entry and the shared encoder; the first mistake raises. Returns each entry's kind."""
+def check_entries(cfg: DictConfig, info: ModelInfo) -> None:
+    """Every ip_adapters entry and the shared encoder; the first mistake raises."""
     if cfg.performance.attention_slicing:
         raise UserError("performance.attention_slicing cannot be combined with ip_adapters (diffusers' IP-Adapter "
                         "attention has no sliced form); set one of them off.")
     encoder = encoder_config(encoder_path(cfg, info))
-    kinds = []
     for n, entry in enumerate(cfg.ip_adapters):
         key = f"ip_adapters[{n}]"
         if not 0 <= entry.weight <= 2:
             raise UserError(f"{key}.weight must be a number in [0, 2]; got {entry.weight}.")
         shapes = header(entry.path, key)
-        kinds.append(kind_of(shapes, key, entry.path))
-        check_fit(shapes, kinds[-1], info, encoder, key, entry.path)
+        check_fit(shapes, kind_of(shapes, key, entry.path), info, encoder, key, entry.path)
         read_image(entry.image, f"{key}.image")
-    return kinds
 
