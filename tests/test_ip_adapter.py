@@ -142,6 +142,16 @@ def narrower_encoder(files, tmp_path):
     return copy
 
 
+@pytest.fixture
+def no_control_weights(no_weights, monkeypatch):
+    """no_weights, and the control's own weights refused too."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("weights were loaded before the input was checked")
+
+    monkeypatch.setattr(CLIPVisionModelWithProjection, "from_pretrained", refuse)
+
+
 @pytest.mark.parametrize("change, expected", [
     (dict(encoder=""), "ip_adapters need a CLIP vision encoder: set image_encoder to its folder"),
     (dict(encoder="narrow"), "reads image embeddings (projection_dim) 32 wide; image_encoder gives 16"),
@@ -154,7 +164,7 @@ def narrower_encoder(files, tmp_path):
     (dict(performance__attention_slicing=True), "performance.attention_slicing cannot be combined with ip_adapters"),
 ])
 def test_mistakes_are_one_sentence_before_loading(change, expected, tiny_model, sdxl_base, files, tmp_path, capsys,
-                                                  no_weights):
+                                                  no_control_weights):
     paths = {"missing": tmp_path / "missing.safetensors", "bin": tmp_path / "ip.bin",
              "encoder weights": files["encoder"] / "model.safetensors"}
     paths["bin"].write_bytes(b"\0")

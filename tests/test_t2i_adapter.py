@@ -150,6 +150,16 @@ def sd2_model(tmp_path_factory):
     return build_tiny_model(tmp_path_factory.mktemp("sd2") / "model", sd2=True)
 
 
+@pytest.fixture
+def no_control_weights(no_weights, monkeypatch):
+    """no_weights, and the control's own weights refused too."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("weights were loaded before the input was checked")
+
+    monkeypatch.setattr(T2IAdapter, "from_pretrained", refuse)
+
+
 @pytest.mark.parametrize("change, expected", [
     (dict(model="sd2"), "for which diffusers has no adapter pipeline"),
     (dict(image="wide"), "is 24x16, another aspect than the run's 16x16"),
@@ -162,7 +172,7 @@ def sd2_model(tmp_path_factory):
     (dict(preprocessor="pose"), "adapters[0].preprocessor must be one of none, canny; got 'pose'"),
 ])
 def test_mistakes_are_one_sentence_before_loading(change, expected, tiny_model, sd2_model, adapters, pictures,
-                                                  tmp_path, capsys, no_weights):
+                                                  tmp_path, capsys, no_control_weights):
     adapter = adapters["a"]
     if change.get("path") == "wider":  # an adapter whose first block is 64 wide: another model's
         adapter = tmp_path / "wider"
