@@ -1,7 +1,7 @@
 """The control axis: models that read a picture and feed the UNet (ControlNet, T2I-Adapter, IP-Adapter), orthogonal
 to the task (docs/extending.md, "Adding a control"). A control is a module with:
 
-check(cfg, info) -> None: one-sentence errors for its config entries, before any weights load;
+check(cfg, info, (width, height)) -> None: one-sentence errors for its config entries, before any weights load;
 load(cfg, info, components) -> Any: its models, loaded after the model's parts and performance options;
 prepare(loaded, ctx, conditioning) -> Conditioning (optional): its names added to the bundle for both halves
     (IP-Adapter's image embeddings);
@@ -28,7 +28,7 @@ def active(cfg: DictConfig) -> dict[str, ModuleType]:
     return {key: import_module(f"pipeline.controls.{name}") for key, name in MODULES.items() if cfg[key]}
 
 
-def check_controls(cfg: DictConfig, info) -> None:
+def check_controls(cfg: DictConfig, info, size: tuple[int, int]) -> None:
     """Each listed control's own checks, and the combinations a control cannot join: DeepCache (its shallow passes
     skip the blocks a control adds to) and a refiner (the controls condition the base's steps only)."""
     controls = active(cfg)
@@ -42,4 +42,4 @@ def check_controls(cfg: DictConfig, info) -> None:
         raise UserError(f"refiner.path cannot be combined with {keys} yet: the controls condition the base model's "
                         "steps only.")
     for control in controls.values():
-        control.check(cfg, info)
+        control.check(cfg, info, size)

@@ -24,9 +24,10 @@ Residuals = tuple[list[torch.Tensor], torch.Tensor]  # down blocks' and the mid 
 DOWN, MID = "down_block_additional_residuals", "mid_block_additional_residual"
 
 
-def check(cfg: DictConfig, info: ModelInfo) -> None:
-    """Each entry's numbers, preprocessor, ControlNet config (against the model's UNet) and control image."""
-    check_entries(cfg, info)
+def check(cfg: DictConfig, info: ModelInfo, size: tuple[int, int]) -> None:
+    """Each entry's numbers, preprocessor, ControlNet config (against the model's UNet) and control image, for a run
+    of (width, height) `size`."""
+    check_entries(cfg, info, size)
 
 
 def load(cfg: DictConfig, info: ModelInfo, components: Components) -> list[ControlNetModel]:

@@ -3,21 +3,18 @@ and its control image against the run's aspect."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from diffusers import ControlNetModel
 from omegaconf import DictConfig
 
 from pipeline.common.errors import UserError
-from pipeline.common.inputs import read_image
-from pipeline.controls.preprocess import check_preprocessor, control_map
+from pipeline.controls.preprocess import check_aspect, check_preprocessor, control_map
 from pipeline.models.inspect import ModelInfo
 
 FIT_KEYS = ("cross_attention_dim", "addition_embed_type", "block_out_channels", "layers_per_block",
             "down_block_types")  # what a ControlNet shares with the UNet it feeds (its residuals' shapes)
-ASPECT_TOLERANCE = 0.01  # relative: a control image resized to the run may stretch this much
 
 
 def check_numbers(entry: Any, key: str) -> None:
@@ -93,38 +90,13 @@ def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, (list, tuple)) else value
 
 
-def run_size(cfg: DictConfig, info: ModelInfo) -> Optional[tuple[int, int]]:
-    """(width, height) of the run as generate settles them: the keys, else the task's input image (with outpaint's
-    padding), else the model's size; None while a task's image is missing (its own check says so). Controls sit
-    beside variants in the layers, so this reads the image itself."""
-    native = None
-    if cfg.task != "txt2img" and (cfg.width is None or cfg.height is None):
-        if not cfg.image:
-            return None
-        native = read_image(cfg.image, "image").size
-        if cfg.task == "outpaint":
-            pad = cfg.outpaint
-            native = (native[0] + pad.left + pad.right, native[1] + pad.top + pad.bottom)
-    width = cfg.width if cfg.width is not None else native[0] if native else info.default_size
-    height = cfg.height if cfg.height is not None else native[1] if native else info.default_size
-    return width, height
-
-
-def check_aspect(size: tuple[int, int], run: tuple[int, int], key: str, path: str) -> None:
-    """The control image's aspect equals the run's (it is resized to the run's size, as diffusers does)."""
-    if not math.isclose(size[0] / size[1], run[0] / run[1], rel_tol=ASPECT_TOLERANCE):
-        raise UserError(f"{key}.image {path} is {size[0]}x{size[1]}, another aspect than the run's {run[0]}x{run[1]}; "
-                        "crop it to the run's aspect or set width and height to match it.")
-
-
 def picture_of(entry: Any, cfg: DictConfig) -> str:
     """The picture an entry reads: its image, or for the inpaint preprocessor the run's image when it names none."""
     return entry.image or cfg.image if entry.preprocessor == "inpaint" else entry.image
 
 
-def check_entries(cfg: DictConfig, info: ModelInfo) -> None:
-    """Every controlnets entry, in order; the first mistake raises."""
-    run = None
+def check_entries(cfg: DictConfig, info: ModelInfo, run: tuple[int, int]) -> None:
+    """Every controlnets entry, in order, for a run of (width, height) `run`; the first mistake raises."""
     for n, entry in enumerate(cfg.controlnets):
         key = f"controlnets[{n}]"
         check_numbers(entry, key)
@@ -132,6 +104,4 @@ def check_entries(cfg: DictConfig, info: ModelInfo) -> None:
         check_fit(read_config(entry, key), info, key, entry.path, cfg.model.path)
         path = picture_of(entry, cfg)
         image = control_map(path, "none", key)
-        run = run or run_size(cfg, info)
-        if run is not None:
-            check_aspect(image.size, run, key, path)
+        check_aspect(image.size, run, key, path)

@@ -44,8 +44,9 @@ class IPAdapters:
     embeds: dict[tuple[str, ...], list[Pair]] = field(default_factory=dict)
 
 
-def check(cfg: DictConfig, info: ModelInfo) -> None:
-    """Attention slicing off, the encoder folder, and each entry's file, image and sizes (ip_adapter_check.py)."""
+def check(cfg: DictConfig, info: ModelInfo, size: tuple[int, int]) -> None:
+    """Attention slicing off, the encoder folder, and each entry's file, image and sizes (ip_adapter_check.py); the
+    reference images are not maps of the picture, so the run's size does not bound them."""
     check_entries(cfg, info)
 
 

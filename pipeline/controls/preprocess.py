@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from PIL import Image
 
 from pipeline.common.errors import UserError
 from pipeline.common.inputs import fit, read_image
+
+ASPECT_TOLERANCE = 0.01  # relative: a control image resized to the run may stretch this much
 
 CANNY_THRESHOLDS = (100, 200)  # low and high, as diffusers' ControlNet docs call cv2.Canny
 PREPROCESSORS = ("none", "canny", "inpaint")
@@ -47,3 +51,10 @@ def inpaint_condition(image_path: str, mask_path: str, key: str, size: tuple[int
     mask = np.asarray(fit(read_image(mask_path, "mask", mode="L"), *size), dtype=np.float32) / 255.0
     image = np.where(mask[:, :, None] > 0.5, -1.0, image).astype(np.float32)
     return torch.from_numpy(image.transpose(2, 0, 1)[None].copy())
+
+
+def check_aspect(size: tuple[int, int], run: tuple[int, int], key: str, path: str) -> None:
+    """The control image's aspect equals the run's (it is resized to the run's size, as diffusers does)."""
+    if not math.isclose(size[0] / size[1], run[0] / run[1], rel_tol=ASPECT_TOLERANCE):
+        raise UserError(f"{key}.image {path} is {size[0]}x{size[1]}, another aspect than the run's {run[0]}x{run[1]}; "
+                        "crop it to the run's aspect or set width and height to match it.")

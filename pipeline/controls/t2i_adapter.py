@@ -18,8 +18,7 @@ from omegaconf import DictConfig
 
 from pipeline.common.errors import UserError
 from pipeline.common.inputs import fit
-from pipeline.controls.controlnet_check import check_aspect, run_size
-from pipeline.controls.preprocess import control_map
+from pipeline.controls.preprocess import check_aspect, control_map
 from pipeline.engine.conditioning import Tensors
 from pipeline.engine.loop import LoopSetup
 from pipeline.engine.model_call import ModelCall
@@ -94,7 +93,7 @@ def check_fit(config: dict[str, Any], info: ModelInfo, key: str, path: str) -> l
     return used
 
 
-def check_entry(cfg: DictConfig, info: ModelInfo, n: int) -> None:
+def check_entry(cfg: DictConfig, info: ModelInfo, n: int, run: tuple[int, int]) -> None:
     """One adapters entry: weight, preprocessor, config against the UNet, image and its aspect, the run's size."""
     entry, key = cfg.adapters[n], f"adapters[{n}]"
     if not 0 <= entry.weight <= 2:
@@ -103,9 +102,6 @@ def check_entry(cfg: DictConfig, info: ModelInfo, n: int) -> None:
         raise UserError(f"{key}.preprocessor must be one of {', '.join(PREPROCESSORS)}; got '{entry.preprocessor}'.")
     used = check_fit(read_config(entry.path, key), info, key, entry.path)
     image = control_map(entry.image, "none", key)
-    run = run_size(cfg, info)
-    if run is None:
-        return
     check_aspect(image.size, run, key, entry.image)
     step = max(scale for _, scale in used)
     if run[0] % step or run[1] % step:
@@ -113,8 +109,9 @@ def check_entry(cfg: DictConfig, info: ModelInfo, n: int) -> None:
                         f"of the image side); the run is {run[0]}x{run[1]}.")
 
 
-def check(cfg: DictConfig, info: ModelInfo) -> None:
-    """The family, adapter_conditioning_factor and every entry; the first mistake raises."""
+def check(cfg: DictConfig, info: ModelInfo, size: tuple[int, int]) -> None:
+    """The family, adapter_conditioning_factor and every entry for a run of (width, height) `size`; the first
+    mistake raises."""
     if info.family_name not in FAMILIES:
         raise UserError(f"adapters (T2I-Adapters) work with Stable Diffusion 1.x and XL models, as diffusers' "
                         f"StableDiffusionAdapterPipeline and StableDiffusionXLAdapterPipeline; model.path "
@@ -123,7 +120,7 @@ def check(cfg: DictConfig, info: ModelInfo) -> None:
         raise UserError(f"adapter_conditioning_factor must be a share of the steps in [0, 1]; got "
                         f"{cfg.adapter_conditioning_factor}.")
     for n in range(len(cfg.adapters)):
-        check_entry(cfg, info, n)
+        check_entry(cfg, info, n, size)
 
 
 def load(cfg: DictConfig, info: ModelInfo, components: Components) -> Adapters:
