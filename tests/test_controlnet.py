@@ -2,6 +2,8 @@
 mode, a start/end window) on tiny folders with perturbed zero convolutions, within 1/255 per pixel, for three
 schedulers; mistakes are one sentence before loading; the PNG names each ControlNet as sd-webui-controlnet does."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -268,6 +270,10 @@ def test_png_names_each_controlnet_and_the_yaml_regenerates_it(tiny_model, nets,
             'Threshold B: 200, Guidance Start: 0.0, Guidance End: 1.0, Control Mode: Balanced", ControlNet 1: '
             '"Module: none, Model: sd1_b, Weight: 1.0, Resize Mode: Just Resize, Guidance Start: 0.25, Guidance End: '
             '1.0, Control Mode: ControlNet is more important"') in text
+    import hashlib
+
+    digest = hashlib.sha256(Path(pictures["bar"]).read_bytes()).hexdigest()[:12]
+    assert f"# controlnets[1].image {pictures['bar']} sha256 {digest}\n" in path.with_suffix(".yaml").read_text()
     again = tmp_path / "again"
     assert cli.run_cli(str(path.with_suffix(".yaml")), [f"output_dir={again}"]) == 0
     assert next(again.glob("*.png")).read_bytes() == path.read_bytes()

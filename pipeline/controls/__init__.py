@@ -13,7 +13,9 @@ A control whose config key lists nothing is not imported.
 
 from __future__ import annotations
 
+import hashlib
 from importlib import import_module
+from pathlib import Path
 from types import ModuleType
 
 from omegaconf import DictConfig
@@ -43,3 +45,15 @@ def check_controls(cfg: DictConfig, info, size: tuple[int, int]) -> None:
                         "steps only.")
     for control in controls.values():
         control.check(cfg, info, size)
+
+
+def image_hashes(cfg: DictConfig) -> str:
+    """YAML comment lines naming each control image with the first 12 hex digits of its sha256, so an image's
+    config says which pictures it was made from, not only where they were."""
+    lines = []
+    for key in active(cfg):
+        for n, entry in enumerate(cfg[key]):
+            if entry.image and Path(entry.image).is_file():
+                digest = hashlib.sha256(Path(entry.image).read_bytes()).hexdigest()[:12]
+                lines.append(f"# {key}[{n}].image {entry.image} sha256 {digest}\n")
+    return "".join(lines)

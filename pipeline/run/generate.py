@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from pipeline import __version__
-from pipeline.controls import active, check_controls
+from pipeline.controls import active, check_controls, image_hashes
 from pipeline.models.addons import addon_fields, gather_embeddings, gather_loras
 from pipeline.models.addons.embeddings import Embedding, add_embeddings
 from pipeline.models.addons.lora import Lora, apply_loras
@@ -206,12 +206,12 @@ def image_parameters(plan: Plan, seed: int) -> str:
 def image_config(plan: Plan, seed: int, batch: int = 1) -> str:
     """The resolved config that reproduces this one image (with the dtype `auto` chose on this machine): byte for
     byte when it was made in a batch of one; from a larger batch, within the float rounding a batch changes, which
-    a comment at the top says."""
+    a comment at the top says. Comments also name each control image's hash."""
     cfg = OmegaConf.merge(plan.cfg, {"seed": seed, "num_images": 1, "batch_size": 1, "height": plan.height,
                                      "width": plan.width, "model": {"dtype": plan.precision.name}})
     note = (f"# Made in a batch of {batch} (batch_size {plan.cfg.batch_size}); alone, as below, it regenerates within "
             "a level or two of 255 on a few pixels (README, batch_size).\n") if batch > 1 else ""
-    return note + to_yaml(cfg)
+    return note + image_hashes(plan.cfg) + to_yaml(cfg)
 
 
 def loaded_with(plan: Plan) -> str:
