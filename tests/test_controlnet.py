@@ -218,9 +218,9 @@ def entry_text(**settings) -> str:
     (dict(image="missing"), "controlnets[0].image file {missing} does not exist."),
     (dict(weight=3), "controlnets[0].weight must be a number in [0, 2]; got 3.0."),
     (dict(start=0.6, end=0.4), "controlnets[0].start and controlnets[0].end must satisfy 0 <= start < end <= 1"),
-    (dict(preprocessor="hed"), "controlnets[0].preprocessor must be one of none, canny, inpaint; got 'hed'."),
+    (dict(preprocessor="hed"), "controlnets[0].preprocessor must be one of none, canny, depth, inpaint; got 'hed'."),
     (dict(preprocessor="inpaint"), "controlnets[0].preprocessor inpaint needs task inpaint (its mask marks"),
-    (dict(preprocessor="depth"), "controlnets[0].preprocessor depth is not available yet"),
+    (dict(preprocessor="depth"), "controlnets[0].preprocessor depth needs a depth estimator: set controlnets[0]."),
     (dict(net="model"), "controlnets[0].path {model} is a model folder (model_index.json) without a ControlNet's "
                         "config.json."),
     (dict(net="unet"), "controlnets[0].path {unet} holds a UNet2DConditionModel, not a ControlNetModel."),

@@ -5,7 +5,7 @@ controlnet_keep, guess mode and MultiControlNetModel's sum)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
 import torch
 from diffusers import ControlNetModel
@@ -13,14 +13,23 @@ from diffusers.image_processor import VaeImageProcessor
 from omegaconf import DictConfig
 
 from pipeline.controls.controlnet_check import check_entries, picture_of
+from pipeline.controls.depth_map import estimator_source
 from pipeline.controls.preprocess import CANNY_THRESHOLDS, control_map, inpaint_condition
 from pipeline.engine.conditioning import Tensors
 from pipeline.engine.loop import LoopSetup
 from pipeline.engine.model_call import ModelCall
 from pipeline.models.components import Components
+from pipeline.models.depth_estimator import load_estimator
 from pipeline.models.inspect import ModelInfo
 
 Residuals = tuple[list[torch.Tensor], torch.Tensor]  # down blocks' and the mid block's
+
+
+class Unit(NamedTuple):
+    """One entry's loaded ControlNet, and its depth estimator and image processor (preprocessor depth only)."""
+
+    model: ControlNetModel
+    estimator: Optional[tuple[Any, Any]]
 DOWN, MID = "down_block_additional_residuals", "mid_block_additional_residual"
 
 
@@ -30,29 +39,31 @@ def check(cfg: DictConfig, info: ModelInfo, size: tuple[int, int]) -> None:
     check_entries(cfg, info, size)
 
 
-def load(cfg: DictConfig, info: ModelInfo, components: Components) -> list[ControlNetModel]:
+def load(cfg: DictConfig, info: ModelInfo, components: Components) -> list[Unit]:
     """The entries' ControlNets (a folder or hub id, or a single file with its config) on the components' device and
-    dtype, in evaluation mode."""
-    models = []
-    for entry in cfg.controlnets:
+    dtype, in evaluation mode, each with its depth estimator and image processor where its preprocessor is depth."""
+    units = []
+    for n, entry in enumerate(cfg.controlnets):
         if Path(entry.path).is_file():
             model = ControlNetModel.from_single_file(entry.path, config=entry.config, torch_dtype=components.dtype)
         else:
             model = ControlNetModel.from_pretrained(entry.path, torch_dtype=components.dtype)
-        models.append(model.to(components.device).eval())
-    return models
+        source = estimator_source(entry, f"controlnets[{n}]", info)
+        estimator = load_estimator(source, components.device, components.dtype) if source else None
+        units.append(Unit(model.to(components.device).eval(), estimator))
+    return units
 
 
-def control_tensor(entry: Any, key: str, ctx: Any, model: ControlNetModel) -> torch.Tensor:
+def control_tensor(entry: Any, key: str, ctx: Any, unit: Unit) -> torch.Tensor:
     """One image's control map at the run's size in [0, 1] (masked pixels -1 for inpaint), as diffusers'
     prepare_image makes it (a VaeImageProcessor that converts to RGB and does not normalise)."""
     factor = 2 ** (len(ctx.components.vae.config.block_out_channels) - 1)
     processor = VaeImageProcessor(vae_scale_factor=factor, do_convert_rgb=True, do_normalize=False)
     path = picture_of(entry, ctx.cfg)
     source = inpaint_condition(path, ctx.cfg.mask, key, (ctx.width, ctx.height)) if entry.preprocessor == "inpaint" \
-        else control_map(path, entry.preprocessor, key)
+        else control_map(path, entry.preprocessor, key, unit.estimator)
     image = processor.preprocess(source, height=ctx.height, width=ctx.width)
-    return image.to(torch.float32).to(device=ctx.device, dtype=model.dtype)
+    return image.to(torch.float32).to(device=ctx.device, dtype=unit.model.dtype)
 
 
 def kept(i: int, steps: int, start: float, end: float) -> bool:
@@ -88,22 +99,22 @@ def summed(total: Optional[Residuals], more: Residuals) -> Residuals:
     return [a + b for a, b in zip(total[0], more[0])], total[1] + more[1]
 
 
-def wrap(call: ModelCall, loaded: list[ControlNetModel], ctx: Any, setup: LoopSetup) -> ModelCall:
+def wrap(call: ModelCall, units: list[Unit], ctx: Any, setup: LoopSetup) -> ModelCall:
     """The model call with every ControlNet's residuals (summed) added to the conditioning, for the steps in each
     entry's window. The loop calls the model once per step, so the k-th call is step k of setup.timesteps."""
     entries = list(ctx.cfg.controlnets)
     count, steps = len(ctx.generators), len(setup.timesteps)
-    images = [control_tensor(entry, f"controlnets[{n}]", ctx, model)
-              .repeat_interleave(count, dim=0) for n, (entry, model) in enumerate(zip(entries, loaded))]
+    images = [control_tensor(entry, f"controlnets[{n}]", ctx, unit)
+              .repeat_interleave(count, dim=0) for n, (entry, unit) in enumerate(zip(entries, units))]
     calls = [0]
 
     def controlled(x: torch.Tensor, t: torch.Tensor, conditioning: Tensors) -> torch.Tensor:
         """The inner call with the residuals of the ControlNets whose window holds this step."""
         i, calls[0] = calls[0], calls[0] + 1
         total = None
-        for model, entry, image in zip(loaded, entries, images):
+        for unit, entry, image in zip(units, entries, images):
             if kept(i, steps, entry.start, entry.end):
-                total = summed(total, residuals_of(model, entry, image, x, t, conditioning, len(x) == 2 * count))
+                total = summed(total, residuals_of(unit.model, entry, image, x, t, conditioning, len(x) == 2 * count))
         if total is None:
             return call(x, t, conditioning)
         return call(x, t, {**conditioning, DOWN: total[0], MID: total[1]})

@@ -10,6 +10,7 @@ from diffusers import ControlNetModel
 from omegaconf import DictConfig
 
 from pipeline.common.errors import UserError
+from pipeline.controls.depth_map import estimator_source
 from pipeline.controls.preprocess import check_aspect, check_preprocessor, control_map
 from pipeline.models.inspect import ModelInfo
 
@@ -101,6 +102,7 @@ def check_entries(cfg: DictConfig, info: ModelInfo, run: tuple[int, int]) -> Non
         key = f"controlnets[{n}]"
         check_numbers(entry, key)
         check_preprocessor(entry.preprocessor, key, cfg.task)
+        estimator_source(entry, key, info)
         check_fit(read_config(entry, key), info, key, entry.path, cfg.model.path)
         path = picture_of(entry, cfg)
         image = control_map(path, "none", key)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -10,18 +11,16 @@ from PIL import Image
 
 from pipeline.common.errors import UserError
 from pipeline.common.inputs import fit, read_image
+from pipeline.controls.depth_map import depth_map
 
 ASPECT_TOLERANCE = 0.01  # relative: a control image resized to the run may stretch this much
 
 CANNY_THRESHOLDS = (100, 200)  # low and high, as diffusers' ControlNet docs call cv2.Canny
-PREPROCESSORS = ("none", "canny", "inpaint")
+PREPROCESSORS = ("none", "canny", "depth", "inpaint")
 
 
 def check_preprocessor(name: str, key: str, task: str) -> None:
-    """A known preprocessor that fits the task, or one sentence naming the choices (depth is not offered yet)."""
-    if name == "depth":
-        raise UserError(f"{key}.preprocessor depth is not available yet; give a depth map as {key}.image with "
-                        "preprocessor none.")
+    """A known preprocessor that fits the task, or one sentence naming the choices."""
     if name not in PREPROCESSORS:
         raise UserError(f"{key}.preprocessor must be one of {', '.join(PREPROCESSORS)}; got '{name}'.")
     if name == "inpaint" and task != "inpaint":
@@ -37,11 +36,16 @@ def canny(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.repeat(edges[:, :, None], 3, axis=2))
 
 
-def control_map(image_path: str, preprocessor: str, key: str) -> Image.Image:
+def control_map(image_path: str, preprocessor: str, key: str, estimator: Optional[tuple[Any, Any]] = None
+                ) -> Image.Image:
     """The control map of one entry: the image read as every input is (EXIF, 16-bit, transparency), then its
-    preprocessor applied."""
+    preprocessor applied (depth: with the loaded estimator and its image processor)."""
     image = read_image(image_path, f"{key}.image")
-    return canny(image) if preprocessor == "canny" else image
+    if preprocessor == "canny":
+        return canny(image)
+    if preprocessor == "depth":
+        return depth_map(image, *estimator)
+    return image
 
 
 def inpaint_condition(image_path: str, mask_path: str, key: str, size: tuple[int, int]) -> torch.Tensor:

@@ -68,12 +68,13 @@ class ControlNetEntry:
 
     path: str = ""  # a folder, hub id or single-file checkpoint
     image: str = ""  # the control image (a map, or a picture for the preprocessor)
-    preprocessor: str = "none"  # none (the image is the map) | canny | inpaint (the run's masked picture)
+    preprocessor: str = "none"  # none (the image is the map) | canny | depth | inpaint (the run's masked picture)
     weight: float = 1.0  # A1111's Control Weight, diffusers' controlnet_conditioning_scale
     start: float = 0.0  # A1111's Starting Control Step, diffusers' control_guidance_start (a share of the steps)
     end: float = 1.0  # A1111's Ending Control Step, diffusers' control_guidance_end
     guess_mode: bool = False  # A1111's "ControlNet is more important": the conditional half only, diffusers' guess_mode
     config: str = ""  # a single-file ControlNet's configs
+    depth_estimator: str = ""  # preprocessor depth's estimator (a DPT folder or hub id); default: the model's own
 
 
 @dataclass

@@ -7,6 +7,7 @@ import logging
 
 import torch
 
+from pipeline.models.depth_estimator import predict_depth
 from pipeline.models.inspect import ModelInfo
 from pipeline.common.errors import UserError
 from pipeline.common.inputs import fit, read_grayscale, read_image
@@ -53,10 +54,7 @@ def extra_parts(cfg) -> tuple[str, ...]:
 def estimate_depth(ctx: RunContext) -> torch.Tensor:
     """(1, H', W') relative depth from the model's DPT estimator, larger = nearer."""
     image = fit(read_image(ctx.cfg.image, "image"), ctx.width, ctx.height)
-    estimator = ctx.components.extras["depth_estimator"]
-    pixels = ctx.components.extras["feature_extractor"](images=[image], return_tensors="pt").pixel_values
-    with torch.no_grad():
-        return estimator(pixels.to(ctx.device, estimator.dtype)).predicted_depth
+    return predict_depth(ctx.components.extras["depth_estimator"], ctx.components.extras["feature_extractor"], image)
 
 
 def given_depth(ctx: RunContext) -> torch.Tensor:
