@@ -225,7 +225,7 @@ def entry_text(**settings) -> str:
                         "config.json."),
     (dict(net="unet"), "controlnets[0].path {unet} holds a UNet2DConditionModel, not a ControlNetModel."),
     (dict(net="none"), "controlnets[0].path {none} does not exist (a ControlNet folder or an owner/name hub id"),
-    (dict(net="file"), "controlnets[0].path {file} is a single file; set controlnets[0].config to the folder"),
+    (dict(net="file"), "controlnets[0].path {file} cannot be read as a .safetensors file"),
     (dict(net="ckpt"), "controlnets[0].path {ckpt} is a .ckpt file; a single-file ControlNet is read from "),
 ])
 def test_mistakes_are_one_sentence_before_loading(settings, expected, tiny_model, nets, pictures, tmp_path, capsys,

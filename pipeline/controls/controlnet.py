@@ -13,6 +13,7 @@ from diffusers.image_processor import VaeImageProcessor
 from omegaconf import DictConfig
 
 from pipeline.controls.controlnet_check import check_entries, picture_of
+from pipeline.controls.controlnet_file import config_source
 from pipeline.controls.depth_map import estimator_source
 from pipeline.controls.preprocess import CANNY_THRESHOLDS, control_map, inpaint_condition
 from pipeline.engine.conditioning import Tensors
@@ -40,12 +41,14 @@ def check(cfg: DictConfig, info: ModelInfo, size: tuple[int, int]) -> None:
 
 
 def load(cfg: DictConfig, info: ModelInfo, components: Components) -> list[Unit]:
-    """The entries' ControlNets (a folder or hub id, or a single file with its config) on the components' device and
-    dtype, in evaluation mode, each with its depth estimator and image processor where its preprocessor is depth."""
+    """The entries' ControlNets (a folder or hub id, or a single file with its config or the shipped one of its
+    layout) on the components' device and dtype, in evaluation mode, each with its depth estimator and image
+    processor where its preprocessor is depth."""
     units = []
     for n, entry in enumerate(cfg.controlnets):
         if Path(entry.path).is_file():
-            model = ControlNetModel.from_single_file(entry.path, config=entry.config, torch_dtype=components.dtype)
+            model = ControlNetModel.from_single_file(entry.path, config=config_source(entry, f"controlnets[{n}]"),
+                                                     torch_dtype=components.dtype)
         else:
             model = ControlNetModel.from_pretrained(entry.path, torch_dtype=components.dtype)
         source = estimator_source(entry, f"controlnets[{n}]", info)

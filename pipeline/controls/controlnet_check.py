@@ -10,6 +10,7 @@ from diffusers import ControlNetModel
 from omegaconf import DictConfig
 
 from pipeline.common.errors import UserError
+from pipeline.controls.controlnet_file import check_tensors, config_source, read_tensors
 from pipeline.controls.depth_map import estimator_source
 from pipeline.controls.preprocess import check_aspect, check_preprocessor, control_map
 from pipeline.models.inspect import ModelInfo
@@ -29,7 +30,8 @@ def check_numbers(entry: Any, key: str) -> None:
 
 def read_config(entry: Any, key: str) -> dict[str, Any]:
     """The ControlNet's config.json without its weights: from its folder or hub id, or for a single .safetensors
-    checkpoint in the original layout from the folder or hub id that `config` names."""
+    checkpoint from `config` or the shipped config of the layout its tensors show (controls/controlnet_file.py),
+    its tensors checked against it."""
     if not entry.path:
         raise UserError(f"{key}.path must name a ControlNet folder, hub id or .safetensors file; it is not set.")
     if not Path(entry.path).is_file():
@@ -37,10 +39,10 @@ def read_config(entry: Any, key: str) -> dict[str, Any]:
     if Path(entry.path).suffix != ".safetensors":
         raise UserError(f"{key}.path {entry.path} is a {Path(entry.path).suffix or 'suffix-less'} file; a single-file "
                         "ControlNet is read from .safetensors only (no pickle).")
-    if not entry.config:
-        raise UserError(f"{key}.path {entry.path} is a single file; set {key}.config to the folder or hub id holding "
-                        "its config.json.")
-    return folder_config(entry.config, f"{key}.config")
+    source = config_source(entry, key)
+    config = folder_config(source, f"{key}.config" if entry.config else f"the shipped config {source}")
+    check_tensors(read_tensors(entry.path, f"{key}.path"), config, key, entry.path, source)
+    return config
 
 
 def folder_config(path: str, key: str) -> dict[str, Any]:
