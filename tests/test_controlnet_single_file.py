@@ -22,8 +22,8 @@ from pipeline.controls.controlnet_file import SHIPPED_DIR, check_tensors, detect
 from pipeline.lab.fixtures.tiny_controlnet import build_tiny_controlnet, original_key, write_controlnet_checkpoint
 from pipeline.run import generate
 
-# parameters of the models the shipped configs build (counted here on the meta device; 4 bytes each = the 1.45 GB
-# float32 diffusion_pytorch_model.safetensors of lllyasviel/control_v11p_sd15_canny)
+# parameters of the models the shipped configs build, counted on the meta device (no published count found to cite;
+# SD 1.5's in float32 make 1.445 GB, the size its released files are listed at)
 SD15_PARAMETERS, SDXL_PARAMETERS = 361_279_120, 1_251_014_160
 ENCODER = ("conv_in", "time_embedding", "add_embedding", "down_blocks", "mid_block")  # what a ControlNet copies
 
