@@ -91,6 +91,8 @@ def test_a_run_with_the_depth_preprocessor_is_a_run_with_its_map(world, tmp_path
                                      "depth estimator (DPT, ...)."),
     (dict(depth_estimator="{picture}"), "controlnets[0].depth_estimator {picture} is a file; a depth estimator "
                                         "folder or hub id"),
+    (dict(depth_estimator="{pickled}"), "controlnets[0].depth_estimator {pickled} has no .safetensors weights; set "
+                                        "model.allow_pickle=true to load its pickle weights (weights only)."),
     (dict(depth_estimator="{dpt}", preprocessor="canny"), "controlnets[0].depth_estimator applies to preprocessor "
                                                           "depth; controlnets[0].preprocessor is canny."),
 ])
@@ -105,7 +107,10 @@ def test_mistakes_are_one_sentence_before_loading(setting, expected, world, tmp_
 
     for cls, name in ((ControlNetModel, "from_pretrained"), (DPTForDepthEstimation, "from_pretrained")):
         monkeypatch.setattr(cls, name, refuse)
-    names = {"plain": str(world["plain"]), "missing": str(tmp_path / "missing"), "dpt": str(world["dpt"]),
+    pickled = tmp_path / "pickled"
+    shutil.copytree(world["dpt"], pickled, ignore=shutil.ignore_patterns("*.safetensors"))
+    (pickled / "pytorch_model.bin").write_bytes(b"0")
+    names = {"pickled": str(pickled), "plain": str(world["plain"]), "missing": str(tmp_path / "missing"), "dpt": str(world["dpt"]),
              "text": str(world["model"] / "text_encoder"), "picture": str(world["picture"])}
     model = world[setting.get("model", "model")]
     entry = {"path": str(world["net"]), "image": str(world["picture"]), "preprocessor": "depth",

@@ -51,8 +51,9 @@ def load(cfg: DictConfig, info: ModelInfo, components: Components) -> list[Unit]
                                                      torch_dtype=components.dtype)
         else:
             model = ControlNetModel.from_pretrained(entry.path, torch_dtype=components.dtype)
-        source = estimator_source(entry, f"controlnets[{n}]", info)
-        estimator = load_estimator(source, components.device, components.dtype) if source else None
+        source = estimator_source(entry, f"controlnets[{n}]", info, cfg.model.allow_pickle)
+        estimator = load_estimator(source, components.device, components.dtype, cfg.model.allow_pickle) \
+            if source else None
         units.append(Unit(model.to(components.device).eval(), estimator))
     return units
 

@@ -104,7 +104,7 @@ def check_entries(cfg: DictConfig, info: ModelInfo, run: tuple[int, int]) -> Non
         key = f"controlnets[{n}]"
         check_numbers(entry, key)
         check_preprocessor(entry.preprocessor, key, cfg.task)
-        estimator_source(entry, key, info)
+        estimator_source(entry, key, info, cfg.model.allow_pickle)
         check_fit(read_config(entry, key), info, key, entry.path, cfg.model.path)
         path = picture_of(entry, cfg)
         image = control_map(path, "none", key)

@@ -17,7 +17,7 @@ from pipeline.models.depth_estimator import PARTS, Source, predict_depth, source
 from pipeline.models.inspect import ModelInfo
 
 
-def estimator_source(entry: Any, key: str, info: ModelInfo) -> Optional[Source]:
+def estimator_source(entry: Any, key: str, info: ModelInfo, allow_pickle: bool = False) -> Optional[Source]:
     """Where the entry's depth estimator is read from (None for another preprocessor), or one sentence why none."""
     if entry.preprocessor != "depth":
         if entry.depth_estimator:
@@ -25,7 +25,7 @@ def estimator_source(entry: Any, key: str, info: ModelInfo) -> Optional[Source]:
                             f"{entry.preprocessor}.")
         return None
     if entry.depth_estimator:
-        return source_of(entry.depth_estimator, f"{key}.depth_estimator")
+        return source_of(entry.depth_estimator, f"{key}.depth_estimator", allow_pickle)
     if set(PARTS) <= info.extras:
         return Source(info.path, *PARTS)
     raise UserError(f"{key}.preprocessor depth needs a depth estimator: set {key}.depth_estimator to a DPT folder or "

@@ -27,10 +27,11 @@ class Source:
     processor_subfolder: str = ""
 
 
-def source_of(path: str, key: str) -> Source:
+def source_of(path: str, key: str, allow_pickle: bool = False) -> Source:
     """A folder or hub id holding a depth estimator (config.json and preprocessor_config.json, as Intel/dpt-large
     does) or a model folder holding one in depth_estimator/ and feature_extractor/ (a depth2img model); its config
-    read (no weights) to check it is one, else one sentence naming `key`."""
+    read (no weights) to check it is one, and a local one's weights in .safetensors unless pickles are allowed; else
+    one sentence naming `key`."""
     folder = Path(path)
     if all((folder / part).is_dir() for part in PARTS):
         source = Source(path, *PARTS)
@@ -48,13 +49,20 @@ def source_of(path: str, key: str) -> Source:
                         "id in the cache when offline).") from None
     if type(config) not in MODEL_FOR_DEPTH_ESTIMATION_MAPPING:
         raise UserError(f"{key} {path} holds a {config.model_type} model, not a depth estimator (DPT, ...).")
+    weights = Path(source.path) / source.model_subfolder
+    if weights.is_dir() and not allow_pickle and not any(weights.glob("*.safetensors")):
+        raise UserError(f"{key} {path} has no .safetensors weights; set model.allow_pickle=true to load its pickle "
+                        "weights (weights only).")
     return source
 
 
-def load_estimator(source: Source, device: torch.device, dtype: torch.dtype) -> tuple[Any, Any]:
-    """The estimator (on the device, in the dtype, evaluation mode) and its image processor."""
+def load_estimator(source: Source, device: torch.device, dtype: torch.dtype, allow_pickle: bool = False
+                   ) -> tuple[Any, Any]:
+    """The estimator (on the device, in the dtype, evaluation mode; safetensors only unless pickles are allowed) and
+    its image processor."""
     processor = AutoImageProcessor.from_pretrained(source.path, subfolder=source.processor_subfolder)
-    model = AutoModelForDepthEstimation.from_pretrained(source.path, subfolder=source.model_subfolder, dtype=dtype)
+    model = AutoModelForDepthEstimation.from_pretrained(source.path, subfolder=source.model_subfolder, dtype=dtype,
+                                                        use_safetensors=None if allow_pickle else True)
     return model.to(device).eval().requires_grad_(False), processor
 
 
