@@ -1,5 +1,7 @@
 """Config layering: schema defaults <- base.yaml <- task file <- command line; strict keys; safe YAML."""
 
+import re
+
 import pytest
 
 from pathlib import Path
@@ -43,3 +45,17 @@ def test_shipped_configs_load():
     for name in ("txt2img",):
         cfg = config.load(ROOT / "configs" / f"{name}.yaml")
         assert cfg.task == name and cfg.prompt
+
+
+def test_a_key_inside_a_list_entry_can_be_overridden():
+    """`controlnets.0.image=map.png` sets the first entry's key, as Hydra's overrides do; a missing entry or a wrong
+    key or value is one sentence naming the override."""
+    cfg = config.load(ROOT / "configs" / "controlnet.yaml", ["controlnets.0.image=map.png", "controlnets.0.weight=0.5"])
+    assert cfg.controlnets[0].image == "map.png" and cfg.controlnets[0].weight == 0.5
+    assert cfg.controlnets[0].path == "models/tiny-shapes-controlnet"  # the entry's other keys are kept
+    for override, expected in (("controlnets.1.weight=0.5", "'controlnets' has no entry 1 (1 listed)"),
+                               ("loras.0.weight=0.5", "'loras' has no entry 0 (0 listed)"),
+                               ("controlnets.0.weight=abc", "could not be converted to Float"),
+                               ("controlnets.0.wieght=1", "Key 'wieght' not in 'ControlNetEntry'")):
+        with pytest.raises(UserError, match=re.escape(expected)):
+            config.load(ROOT / "configs" / "controlnet.yaml", [override])

@@ -274,6 +274,22 @@ def _nest(key: str, value: Any) -> dict:
     return node
 
 
+def _update_entry(cfg: DictConfig, key: str, value: Any, source: str) -> None:
+    """Set a key inside a list's entry (`controlnets.0.image=map.png`), as Hydra's overrides do; the entry must
+    exist, and its schema checks the value."""
+    parts = key.split(".")
+    index = next(i for i, part in enumerate(parts) if part.isdigit())
+    listed = OmegaConf.select(cfg, ".".join(parts[:index]))
+    if not OmegaConf.is_list(listed) or int(parts[index]) >= len(listed):
+        count = len(listed) if OmegaConf.is_list(listed) else 0
+        raise UserError(f"{source}: '{'.'.join(parts[:index])}' has no entry {parts[index]} ({count} listed).")
+    try:
+        OmegaConf.update(cfg, key, literal(value) if isinstance(value, (dict, list)) else value, merge=True)
+        OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as err:
+        raise UserError(f"{source}: {_describe(err).rstrip('.')}.") from None
+
+
 def load(path: str | Path | None, overrides: list[str] = (), schema: type = Config, settle: bool = True) -> DictConfig:
     """Build a config: schema defaults, then base.yaml beside the file (for the run schema), the file, overrides;
     a negative seed becomes a random one unless `settle` is False (a job refuses it: it could not resume)."""
@@ -291,7 +307,10 @@ def load(path: str | Path | None, overrides: list[str] = (), schema: type = Conf
         cfg = merge(cfg, _read_yaml(path), str(path))
     for item in overrides:
         key, value = parse_override(item, schema)
-        cfg = merge(cfg, _nest(key, value), f"command-line override '{item}'")
+        if any(part.isdigit() for part in key.split(".")):
+            _update_entry(cfg, key, value, f"command-line override '{item}'")
+        else:
+            cfg = merge(cfg, _nest(key, value), f"command-line override '{item}'")
     return settle_seed(cfg) if issubclass(schema, Config) and settle else cfg
 
 
