@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pipeline.lab.shapes.layout import layout_map
 from pipeline.lab.shapes.world import IMAGE_SIZE, POSITIONS, SIZES, Scene, Shape, render
 
 OUTPAINT_KEEP = 48  # columns of its scene the outpaint example keeps; configs/outpaint.yaml pads the rest back
@@ -26,6 +27,10 @@ SCENES: dict[str, Scene] = {
     ),
 }
 OUTPAINT_SCENE = Scene("green", (placed("square", "yellow", "large", "left"),))
+LAYOUT_SCENE = Scene(  # configs/controlnet.yaml's map: a large circle left of a small square (colours: the prompt's)
+    "white", (placed("circle", "white", "large", "left"), placed("square", "white", "small", "right")),
+    "to the left of",
+)
 
 
 def centre_mask() -> np.ndarray:
@@ -36,13 +41,15 @@ def centre_mask() -> np.ndarray:
 
 
 def example_images() -> dict[str, Image.Image]:
-    """Every example by file name: the scenes, the red circle's depth map, the centre mask, the outpaint crop."""
+    """Every example by file name: the scenes, the red circle's depth map, the centre mask, the outpaint crop,
+    the ControlNet's layout map."""
     images = {name: Image.fromarray(render(scene)[0]) for name, scene in SCENES.items()}
     depth = render(SCENES["shapes-red-circle.png"])[1]
     images["shapes-red-circle-depth.png"] = Image.fromarray((depth * 255).round().astype(np.uint8), mode="L")
     images["shapes-centre-mask.png"] = Image.fromarray(centre_mask(), mode="L")
     crop = render(OUTPAINT_SCENE)[0][:, :OUTPAINT_KEEP]
     images["shapes-left-crop.png"] = Image.fromarray(np.ascontiguousarray(crop))
+    images["shapes-layout.png"] = Image.fromarray(layout_map(LAYOUT_SCENE))
     return images
 
 

@@ -5,10 +5,12 @@ import time
 from pathlib import Path
 
 import torch
+from diffusers import AutoencoderKL
 from omegaconf import OmegaConf
 
 from pipeline.models.precision import DTYPES
 from pipeline.lab.shapes.checkpoint import read_summary, update_summary
+from pipeline.lab.shapes.controlnet_train import train_controlnet
 from pipeline.lab.shapes.depth_train import train_depth
 from pipeline.lab.shapes.export import export_model
 from pipeline.lab.shapes.inpaint_train import train_inpaint
@@ -26,24 +28,31 @@ def run(config: TrainConfig) -> dict:
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.structured(config)))
+    first = STAGES.index(config.after) + 1 if config.after else 0
     last = STAGES.index(config.until)
+    wanted = lambda stage: first <= STAGES.index(stage) <= last  # noqa: E731
     print(f"precision: {config.autocast.name} ({config.autocast.reason})")
-    vae = train_vae(config, run_dir)
+    if first > STAGES.index("export"):  # the later stages start from the exported model, and encode with its VAE
+        vae = AutoencoderKL.from_pretrained(Path(config.export_dir) / "vae", torch_dtype=torch.float32)
+    else:
+        vae = train_vae(config, run_dir)
     if last >= STAGES.index("latents"):
         latents = cache_latents(config, run_dir, vae)
-    if last >= STAGES.index("unet"):
+    if wanted("unet"):
         tokenizer = save_tokenizer(run_dir / "tokenizer")
         models = train_unet(config, run_dir, vae, latents, tokenizer)
-    if last >= STAGES.index("export"):
+    if wanted("export"):
         started = time.perf_counter()
         size = export_model(models, vae, Path(config.export_dir), config.scheduler, DTYPES[config.export_dtype])
         update_summary(run_dir, "seconds", time.perf_counter() - started, stage="export")
         update_summary(run_dir, "bytes", size, stage="export")
         print(f"export: {config.export_dir} ({size / 2**20:.1f} MiB)")
-    if last >= STAGES.index("depth"):
+    if wanted("depth"):
         train_depth(config, run_dir, latents)
-    if last >= STAGES.index("inpaint"):
+    if wanted("inpaint"):
         train_inpaint(config, run_dir, latents)
+    if wanted("controlnet"):
+        train_controlnet(config, run_dir, latents)
     return read_summary(run_dir)
 
 

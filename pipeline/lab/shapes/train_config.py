@@ -68,6 +68,19 @@ class InpaintConfig(DepthConfig):
 
 
 @dataclass
+class ControlNetConfig(DepthConfig):
+    """The ControlNet: a copy of the trained UNet's encoder reading the scenes' layout maps (shapes white on black),
+    trained with the UNet and text encoder frozen; half the captions empty, as the ControlNet paper trained (Zhang et
+    al. 2023, section 3.3: the model must read the map without the prompt)."""
+
+    export_dir: str = "models/tiny-shapes-controlnet"
+    steps: int = 1500
+    lr: float = 3e-4
+    caption_empty: float = 0.5
+    conditioning_channels: list[int] = field(default_factory=lambda: [16, 32, 64])  # one halving per step: f=4
+
+
+@dataclass
 class TrainConfig:
     """The whole recipe: VAE -> cached latents -> UNet + text encoder -> diffusers folder."""
 
@@ -81,6 +94,7 @@ class TrainConfig:
     beta_end: float = 0.012  # the noise schedule's last beta (scaled_linear from 0.00085, as SD 1.x)
     prediction_type: str = "epsilon"  # or v_prediction (as SD 2.x 768): what the UNet learns to predict
     until: str = "export"
+    after: str = ""  # a stage after export: train only the stages after it, from the exported model (export_dir)
     world: WorldConfig = field(default_factory=WorldConfig)
     vae: VaeConfig = field(default_factory=VaeConfig)
     latents: LatentConfig = field(default_factory=LatentConfig)
@@ -89,6 +103,7 @@ class TrainConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     depth: DepthConfig = field(default_factory=DepthConfig)
     inpaint: InpaintConfig = field(default_factory=InpaintConfig)
+    controlnet: ControlNetConfig = field(default_factory=ControlNetConfig)
 
     @property
     def scheduler(self) -> dict[str, object]:
@@ -119,7 +134,7 @@ class TrainConfig:
         return self.autocast.dtype == torch.bfloat16
 
 
-STAGES = ("vae", "latents", "unet", "export", "depth", "inpaint")
+STAGES = ("vae", "latents", "unet", "export", "depth", "inpaint", "controlnet")
 PRECISIONS = ("auto", "float32", "bfloat16")
 
 
@@ -135,6 +150,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
         raise UserError(f"prediction_type must be epsilon or v_prediction; got '{recipe.prediction_type}'.")
     if recipe.until not in STAGES:
         raise UserError(f"until must be one of {', '.join(STAGES)}; got '{recipe.until}'.")
+    later = STAGES[STAGES.index("export"):STAGES.index(recipe.until)]
+    if recipe.after and recipe.after not in later:
+        raise UserError(f"after must be empty or one of {', '.join(later)} (a stage from export to before until "
+                        f"'{recipe.until}'); got '{recipe.after}'.")
     for key in ("kept_weight", "edge_weight"):
         if getattr(recipe.inpaint, key) <= 0:
             raise UserError(f"inpaint.{key} must be above 0; got {getattr(recipe.inpaint, key)}.")
@@ -143,4 +162,10 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
             raise UserError(f"unet.{key} must be a chance from 0 to 1; got {getattr(recipe.unet, key)}.")
     if len(recipe.unet.cross_attention_levels) != len(recipe.unet.block_out_channels):
         raise UserError("unet.cross_attention_levels must have one entry per unet.block_out_channels.")
+    if len(recipe.controlnet.conditioning_channels) != len(recipe.vae.block_out_channels):
+        raise UserError(f"controlnet.conditioning_channels must have one entry per vae.block_out_channels (the map "
+                        f"is halved as often as the VAE halves the image); got "
+                        f"{len(recipe.controlnet.conditioning_channels)} for {len(recipe.vae.block_out_channels)}.")
+    if not 0 <= recipe.controlnet.caption_empty <= 1:
+        raise UserError(f"controlnet.caption_empty must be a chance from 0 to 1; got {recipe.controlnet.caption_empty}.")
     return recipe

@@ -80,12 +80,14 @@ def diffusion_loss(
     scenes: list[Scene], config: TrainConfig, step: int,
     extra_channels: Callable[[list[Scene]], torch.Tensor] | None = None,
     region_weights: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    model_inputs: Callable[[list[Scene]], dict[str, torch.Tensor]] | None = None,
 ) -> torch.Tensor:
     """The step's min-SNR-weighted noise-prediction loss; its batch depends on (seed, step) only.
 
     `extra_channels(scenes)` gives conditioning channels appended to the noisy latents (the depth model's);
     `region_weights(extras)` turns them into (B, 1, h, w) weights on the latent grid: each sample's error is then
-    their weighted mean (the inpainting model's weight on the kept region).
+    their weighted mean (the inpainting model's weight on the kept region); `model_inputs(scenes)` gives more
+    keyword arguments for the model (the ControlNet's control maps).
     """
     unet, text_encoder = models
     spec = config.unet
@@ -112,8 +114,9 @@ def diffusion_loss(
         noisy = torch.cat([noisy, extras], dim=1)
         if region_weights is not None:
             pixel_weights = region_weights(extras)
+    given = {} if model_inputs is None else model_inputs([scenes[i] for i in picks])
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
-        prediction = unet(noisy, timesteps, encoder_hidden_states=text_encoder(ids)[0]).sample
+        prediction = unet(noisy, timesteps, encoder_hidden_states=text_encoder(ids)[0], **given).sample
     kind = noise_scheduler.config.prediction_type
     target = noise_scheduler.get_velocity(clean, noise, timesteps) if kind == "v_prediction" else noise
     per_sample = weighted_error(prediction.float(), target, pixel_weights)
