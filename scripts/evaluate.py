@@ -1,11 +1,14 @@
 """Score prompt adherence on the shapes world:
 python scripts/evaluate.py CONFIG [key=value ...] [--seeds N] [--grammar | --schedulers NAME,... | --schedulers all
-                                                                | --inpaint]
+                                                                | --inpaint | --steps 1,2,4,8 | --control]
 
 With --grammar: the whole caption grammar (pipeline/lab/shapes/grammar.py) instead of the 18 one-shape prompts.
 With --schedulers: the whole caption grammar with each scheduler (DDIM always), and each one's shortfall against DDIM.
 With --inpaint (an inpaint config): 18 centre shapes repainted as prompted; adherence inside the mask, change outside
 it, and the seam across its edge.
+With --control (a config with a ControlNet, configs/controlnet.yaml): held-out scenes' layout maps as controls; the
+shapes against the map (IoU), colours against the prompt, a disagreeing prompt, weight 0 and start/end windows.
+With --steps: the whole caption grammar at each step count, at the config's scheduler and guidance (configs/fast.yaml).
 """
 
 from pipeline.common.interrupts import quiet_start
@@ -18,7 +21,8 @@ import json
 
 from pipeline.run import config
 from pipeline.engine.schedulers import SCHEDULERS, resolve
-from pipeline.lab.shapes.adherence import evaluate, evaluate_schedulers
+from pipeline.lab.shapes.adherence import evaluate, evaluate_schedulers, evaluate_steps
+from pipeline.lab.shapes.control_eval import evaluate_control
 from pipeline.lab.shapes.inpaint_eval import evaluate_inpaint
 from pipeline.cli.tools import run_tool
 
@@ -33,12 +37,18 @@ def main() -> int:
                         help="score the whole caption grammar (69 prompts, scene-level scorer) instead")
     parser.add_argument("--schedulers", help="comma-separated scheduler names, or 'all' for every registered one")
     parser.add_argument("--inpaint", action="store_true", help="score an inpaint config on repainted centre shapes")
+    parser.add_argument("--control", action="store_true", help="score a ControlNet config on held-out layouts")
+    parser.add_argument("--steps", help="comma-separated step counts: the grammar at each")
     args = parser.parse_args()
 
     def scores() -> dict:
         cfg = config.load(args.config, args.overrides)
         if args.inpaint:
             return evaluate_inpaint(cfg, args.seeds)
+        if args.control:
+            return evaluate_control(cfg, seeds_per_scene=args.seeds)
+        if args.steps:
+            return evaluate_steps(cfg, [int(n) for n in args.steps.split(",")], args.seeds)
         if args.schedulers is None:
             return evaluate(cfg, args.seeds, args.grammar)
         names = list(SCHEDULERS) if args.schedulers == "all" else [resolve(n) for n in args.schedulers.split(",")]

@@ -111,3 +111,20 @@ def evaluate(cfg: DictConfig, seeds_per_prompt: int = 3, grammar: bool = False,
         "guidance_1": score_prompt_set(components, cfg, seeds, guidance_scale=1.0),
         "negative_prompt": negative_prompt_effect(components, cfg, seeds),
     }
+
+
+def evaluate_steps(cfg: DictConfig, counts: list[int], seeds_per_prompt: int = 3,
+                   prompts: list[GrammarPrompt] | None = None) -> dict:
+    """The caption grammar at the config's scheduler, guidance and add-ons with each step count (components
+    loaded once): what a few-step model (the LCM-LoRA) keeps of its quality as steps fall."""
+    plan = check(cfg)
+    components = load(plan)
+    cfg = OmegaConf.merge(cfg, {"height": plan.height, "width": plan.width})
+    seeds = [cfg.seed + i for i in range(seeds_per_prompt)]
+    prompts = grammar_prompts() if prompts is None else prompts
+    rows = {count: headline(score_grammar(components, cfg, seeds, prompts, steps=count))
+            for count in tqdm(counts, desc="steps")}
+    return {"model": cfg.model.path, "loras": [str(entry.path) for entry in cfg.loras],
+            "settings": {"scheduler": cfg.scheduler.name, "guidance_scale": cfg.guidance_scale,
+                         "dtype": plan.precision.name, "seeds_per_prompt": seeds_per_prompt, "prompts": len(prompts)},
+            "steps": rows}

@@ -75,6 +75,22 @@ def captioned_scene(scenes: list[Scene], index: int, rng: np.random.Generator, s
     return scenes[index]
 
 
+def training_batch(tokenizer: CLIPTokenizer, scenes: list[Scene], spec: UnetConfig, seed: int,
+                   step: int) -> tuple[np.ndarray, torch.Tensor]:
+    """The step's scenes (indices) and their captions' token ids, drawn from (seed, step) only."""
+    rng = np.random.default_rng([seed, 3, step])
+    picks = rng.integers(0, len(scenes), size=spec.batch_size)
+    captions = [
+        training_caption(captioned_scene(scenes, i, rng, spec.caption_swap), rng, spec.caption_drop,
+                         spec.caption_empty, spec.mislabel) for i in picks
+    ]
+    ids = tokenizer(
+        captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
+        return_tensors="pt",
+    ).input_ids
+    return picks, ids
+
+
 def diffusion_loss(
     models: Models, tokenizer: CLIPTokenizer, noise_scheduler: DDPMScheduler, latents: torch.Tensor,
     scenes: list[Scene], config: TrainConfig, step: int,
@@ -91,16 +107,7 @@ def diffusion_loss(
     """
     unet, text_encoder = models
     spec = config.unet
-    rng = np.random.default_rng([config.seed, 3, step])
-    picks = rng.integers(0, len(scenes), size=spec.batch_size)
-    captions = [
-        training_caption(captioned_scene(scenes, i, rng, spec.caption_swap), rng, spec.caption_drop,
-                         spec.caption_empty, spec.mislabel) for i in picks
-    ]
-    ids = tokenizer(
-        captions, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-        return_tensors="pt",
-    ).input_ids
+    picks, ids = training_batch(tokenizer, scenes, spec, config.seed, step)
     clean = latents[torch.from_numpy(picks)]
     generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
     noise = torch.randn(clean.shape, generator=generator)
