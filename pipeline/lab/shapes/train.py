@@ -14,6 +14,8 @@ from pipeline.lab.shapes.controlnet_train import train_controlnet
 from pipeline.lab.shapes.depth_train import train_depth
 from pipeline.lab.shapes.export import export_model
 from pipeline.lab.shapes.inpaint_train import train_inpaint
+from pipeline.lab.shapes.lcm_train import train_lcm
+from pipeline.lab.shapes.xl_train import train_xl
 from pipeline.lab.shapes.latent_cache import cache_latents
 from pipeline.lab.shapes.train_config import STAGES, TrainConfig, load_config
 from pipeline.lab.shapes.unet_train import train_unet
@@ -53,6 +55,10 @@ def run(config: TrainConfig) -> dict:
         train_inpaint(config, run_dir, latents)
     if wanted("controlnet"):
         train_controlnet(config, run_dir, latents)
+    if wanted("lcm"):
+        train_lcm(config, run_dir, latents)
+    if wanted("xl"):
+        train_xl(config, run_dir, vae, len(latents))
     return read_summary(run_dir)
 
 

@@ -81,6 +81,44 @@ class ControlNetConfig(DepthConfig):
 
 
 @dataclass
+class LcmConfig:
+    """The LCM-LoRA: latent consistency distillation of the exported base into a LoRA on its UNet (diffusers'
+    train_lcm_distill_lora_sd_wds.py's recipe: the guided teacher's DDIM step over 50 grid points, the pseudo-Huber
+    loss, the teacher's guidance w drawn per sample; its w range 3..15 suits SD's 7.5, ours the base's 1 + w)."""
+
+    export_path: str = "models/loras/tiny-shapes-lcm.safetensors"
+    rank: int = 16
+    batch_size: int = 64
+    steps: int = 1500
+    lr: float = 3e-4
+    warmup_steps: int = 50
+    w_min: float = 2.0  # the teacher's guidance is 1 + w: 3 to 8 here
+    w_max: float = 7.0
+    checkpoint_every: int = 200
+
+
+@dataclass
+class XlConfig:
+    """The SDXL-format sibling: grown from the base (a second text encoder, wider cross-attention, SDXL's text_time
+    embedding) and trained jointly on views of the base's scenes with SDXL's micro-conditioning (xl_data.py)."""
+
+    export_dir: str = "models/tiny-shapes-xl"
+    second_hidden: int = 32  # the second text encoder's width (the first's is text.hidden_size)
+    projection: int = 32  # its pooled projection: SDXL's text_embeds
+    time_embed_dim: int = 8  # each of the six time ids' sinusoidal width (SDXL: 256)
+    crop_share: float = 0.4  # views drawn larger and cut to 64 at a random offset
+    small_share: float = 0.2  # views drawn smaller and scaled up
+    largest: int = 96
+    smallest: int = 32
+    batch_size: int = 128
+    steps: int = 2000
+    lr: float = 3e-4
+    warmup_steps: int = 100
+    ema_decay: float = 0.998
+    checkpoint_every: int = 200
+
+
+@dataclass
 class TrainConfig:
     """The whole recipe: VAE -> cached latents -> UNet + text encoder -> diffusers folder."""
 
@@ -104,6 +142,8 @@ class TrainConfig:
     depth: DepthConfig = field(default_factory=DepthConfig)
     inpaint: InpaintConfig = field(default_factory=InpaintConfig)
     controlnet: ControlNetConfig = field(default_factory=ControlNetConfig)
+    lcm: LcmConfig = field(default_factory=LcmConfig)
+    xl: XlConfig = field(default_factory=XlConfig)
 
     @property
     def scheduler(self) -> dict[str, object]:
@@ -134,7 +174,7 @@ class TrainConfig:
         return self.autocast.dtype == torch.bfloat16
 
 
-STAGES = ("vae", "latents", "unet", "export", "depth", "inpaint", "controlnet")
+STAGES = ("vae", "latents", "unet", "export", "depth", "inpaint", "controlnet", "lcm", "xl")
 PRECISIONS = ("auto", "float32", "bfloat16")
 
 
@@ -166,6 +206,15 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
         raise UserError(f"controlnet.conditioning_channels must have one entry per vae.block_out_channels (the map "
                         f"is halved as often as the VAE halves the image); got "
                         f"{len(recipe.controlnet.conditioning_channels)} for {len(recipe.vae.block_out_channels)}.")
+    if recipe.xl.crop_share < 0 or recipe.xl.small_share < 0 or recipe.xl.crop_share + recipe.xl.small_share > 1:
+        raise UserError(f"xl.crop_share and xl.small_share must be chances adding up to at most 1; got "
+                        f"{recipe.xl.crop_share} and {recipe.xl.small_share}.")
+    if not recipe.xl.smallest < 64 < recipe.xl.largest:
+        raise UserError(f"xl.smallest must be under 64 and xl.largest over it (the views' sides); got "
+                        f"{recipe.xl.smallest} and {recipe.xl.largest}.")
+    if not 0 <= recipe.lcm.w_min <= recipe.lcm.w_max:
+        raise UserError(f"lcm.w_min and lcm.w_max must satisfy 0 <= w_min <= w_max; got {recipe.lcm.w_min} and "
+                        f"{recipe.lcm.w_max}.")
     if not 0 <= recipe.controlnet.caption_empty <= 1:
         raise UserError(f"controlnet.caption_empty must be a chance from 0 to 1; got {recipe.controlnet.caption_empty}.")
     return recipe
