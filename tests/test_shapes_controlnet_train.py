@@ -77,3 +77,15 @@ def test_a_map_encoder_that_does_not_match_the_vae_is_one_sentence() -> None:
         load_config(TINY, ["controlnet.conditioning_channels=[4,4]"])
     with pytest.raises(UserError, match="after must be empty or one of export, depth, inpaint"):
         load_config(TINY, ["until=controlnet", "after=vae"])
+
+
+def test_the_control_scorer_reads_the_worlds_own_scenes_right() -> None:
+    from pipeline.lab.shapes.control_eval import foreground, iou, moved
+
+    scenes = make_scenes(11, 40, 0.4)
+    scores = [iou(foreground(render(scene)[0]), layout_mask(scene)) for scene in scenes]
+    assert min(scores) >= 0.95  # a rendered scene against its own map: only shades near a palette boundary differ
+    assert iou(np.zeros((4, 4), bool), np.zeros((4, 4), bool)) == 1.0
+    one = next(s for s in scenes if s.relation is None)
+    elsewhere = moved(one)
+    assert elsewhere.shapes[0].position != one.shapes[0].position and elsewhere.shapes[0].kind == one.shapes[0].kind

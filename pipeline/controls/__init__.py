@@ -18,6 +18,8 @@ from importlib import import_module
 from pathlib import Path
 from types import ModuleType
 
+from typing import Any
+
 from omegaconf import DictConfig
 
 from pipeline.common.errors import UserError
@@ -28,6 +30,14 @@ MODULES = {"controlnets": "controlnet", "adapters": "t2i_adapter", "ip_adapters"
 def active(cfg: DictConfig) -> dict[str, ModuleType]:
     """The control modules whose config key lists entries, by key, in MODULES' order."""
     return {key: import_module(f"pipeline.controls.{name}") for key, name in MODULES.items() if cfg[key]}
+
+
+def in_use(cfg: DictConfig, loaded: dict[str, Any]) -> list[tuple[ModuleType, Any]]:
+    """(module, loaded units) of each loaded control this run lists: components loaded with a ControlNet or a
+    T2I-Adapter also serve a run that lists none (an evaluation's "no control" image), exactly as if none were
+    loaded (an IP-Adapter's attention processors stay in the UNet)."""
+    modules = active(cfg)
+    return [(modules[key], units) for key, units in loaded.items() if key in modules]
 
 
 def check_controls(cfg: DictConfig, info, size: tuple[int, int]) -> None:

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from pipeline import __version__
-from pipeline.controls import active, check_controls, image_hashes
+from pipeline.controls import active, check_controls, image_hashes, in_use
 from pipeline.models.addons import addon_fields, gather_embeddings, gather_loras
 from pipeline.models.addons.embeddings import Embedding, add_embeddings
 from pipeline.models.addons.lora import Lora, apply_loras
@@ -158,8 +158,8 @@ def generate_images(
         conditioning = components.family.encode(components, cfg, len(seeds), guided, (height, width))
     ctx = RunContext(cfg, components, scheduler, generators, height, width, noise)
     setup = VARIANTS[cfg.task].prepare(ctx)
-    for key, loaded in components.controls.items():
-        prepare = getattr(active(cfg)[key], "prepare", None)
+    for control, loaded in in_use(cfg, components.controls):
+        prepare = getattr(control, "prepare", None)
         conditioning = prepare(loaded, ctx, conditioning) if prepare else conditioning
     refiner = components.refiner
     if refiner is not None:

@@ -6,7 +6,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from pipeline.controls import active
+from pipeline.controls import in_use
 from pipeline.engine.loop import LoopSetup
 from pipeline.engine.model_call import ModelCall, with_task_input
 from pipeline.models.components import Components
@@ -22,7 +22,7 @@ def model_call(components: Components, cfg: DictConfig, setup: LoopSetup, ctx: A
     call = with_deepcache(components.family.model_call(components, cfg.guidance_scale), perf.deepcache_interval,
                           perf.deepcache_branch)
     call = with_task_input(with_token_merging(call, components.unet), setup.model_input)
-    for key, loaded in components.controls.items():
-        wrap = getattr(active(cfg)[key], "wrap", None)
+    for control, loaded in in_use(cfg, components.controls):
+        wrap = getattr(control, "wrap", None)
         call = wrap(call, loaded, ctx, setup) if wrap else call
     return call

@@ -76,8 +76,7 @@ class Controlled:
         """Images of `prompt` under the scene's map, with the unit's keys (weight, start, end) overridden, or
         without any ControlNet (`controlled=False`)."""
         entry = {**OmegaConf.to_container(self.cfg.controlnets[0]), "image": str(self.map_file(scene)), **unit}
-        run = OmegaConf.merge(self.cfg, {"prompt": prompt})
-        run.controlnets = [entry] if controlled else []
+        run = OmegaConf.merge(self.cfg, {"prompt": prompt, "controlnets": [entry] if controlled else []})
         return generate_images(self.components, run, seeds, self.plan.height, self.plan.width, progress=False)
 
 
@@ -131,7 +130,7 @@ def windows(runner: Controlled, scenes: list[Scene], seeds: list[int]) -> dict:
     return {"images_per_window": len(scenes) * len(seeds), "by_end": ends, "by_start": starts}
 
 
-def evaluate_control(cfg: DictConfig, scenes: int = 100, seeds_per_scene: int = 1, small: int = 20) -> dict:
+def evaluate_control(cfg: DictConfig, scenes: int = 100, seeds_per_scene: int = 1, small: int = 12) -> dict:
     """All of the ControlNet's measurements on held-out scenes (`small` of them for the windows and weight 0)."""
     held_out = make_scenes(HELD_OUT_SEED, scenes, 0.4)
     seeds = [int(cfg.seed) + k for k in range(seeds_per_scene)]
