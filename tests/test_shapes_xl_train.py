@@ -73,7 +73,8 @@ def test_the_stage_trains_from_an_export_resumes_and_loads_as_sdxl(tmp_path: Pat
     StableDiffusionXLPipeline.from_pretrained(xl)  # diffusers' own loader takes the folder as it is
     monkeypatch.chdir(ROOT)
     cfg = config.load(ROOT / "configs" / "sdxl.yaml", [f"model.path={xl}", "steps=2", "num_images=1",
-                                                       f"output_dir={tmp_path / 'out'}", "crops_coords_top_left=[8,0]"])
+                                                       f"output_dir={tmp_path / 'out'}", "crops_coords_top_left=[8,0]",
+                                                       "height=64", "width=64", "scheduler.name=ddim"])
     [path] = generate.run(cfg, progress=False)
     assert Image.open(path).size == (64, 64)
 
