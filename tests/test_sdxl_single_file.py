@@ -65,7 +65,27 @@ def test_a_checkpoint_file_gives_the_images_of_its_folder(kind, task, files, sdx
     expected = _images(make_config(folder, tmp_path / "folder", **shared))
     assert expected.std() > 2 and max_pixel_difference(expected[0], expected[1]) > 2, "trivial images"
     found = _images(make_config(file, tmp_path / "file", model__config=str(configs), **shared))
-    assert max_pixel_difference(found, expected) == 0
+    assert max_pixel_difference(found, expected) <= ALIGNMENT_LEVELS
+
+
+# The file's tensors equal the folder's exactly (test below); with the kernels capped to AVX2 the refiner's images
+# came out one level apart (AVX-512: equal). What differs between the two loads is where the weights lie in memory
+# (on this tiny refiner's UNet 419 of 428 tensors are off 64-byte alignment from the folder, 428 from the file), the
+# likely cause (blocked GEMM kernels can sum in another order for other alignments); not isolated further.
+ALIGNMENT_LEVELS = 1
+
+
+@pytest.mark.parametrize("kind", ["base", "refiner"])
+def test_a_checkpoint_files_weights_equal_its_folders_exactly(kind, files, sdxl_base, sdxl_refiner):
+    folder = sdxl_base if kind == "base" else sdxl_refiner
+    file, configs = files[kind]
+    from_folder = load_components(inspect_model(str(folder)), torch.device("cpu"), torch.float32)
+    from_file = load_components(inspect_model(str(file), config=str(configs)), torch.device("cpu"), torch.float32)
+    assert set(from_folder.parts) == set(from_file.parts)
+    for part, model in from_folder.parts.items():
+        if isinstance(model, torch.nn.Module):
+            mine, theirs = from_file.parts[part].state_dict(), model.state_dict()
+            assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine), part
 
 
 @pytest.mark.parametrize("prefix", [CLIP_L, BIG_G])
@@ -91,7 +111,7 @@ def test_base_and_refiner_files_give_the_images_of_their_folders(files, sdxl_bas
     (base, base_configs), (refiner, refiner_configs) = files["base"], files["refiner"]
     found = _images(make_config(base, tmp_path / "files", model__config=str(base_configs), refiner__path=refiner,
                                 refiner__config=str(refiner_configs), **shared))
-    assert max_pixel_difference(found, expected) == 0
+    assert max_pixel_difference(found, expected) <= ALIGNMENT_LEVELS
 
 
 def test_a_float16_file_keeps_its_force_upcast_vae_in_float32(files):
