@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import re
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
@@ -17,6 +14,7 @@ from pipeline.common import yaml_guard
 from pipeline.common.errors import UserError
 from pipeline.common.literal import literal, text_in_section
 from pipeline.common.seeds import settle_seed
+from pipeline.run.overrides import describe, nest, parse_override, update_entry
 
 
 @dataclass
@@ -169,7 +167,6 @@ class Config:
 
 BASE_NAME = "base.yaml"
 OPEN_MAPPINGS = ("scheduler.options",)  # free-form mappings inside the strict schema
-_RESOLVING = re.compile(r"^While dereferencing interpolation '.*?': (?=Value )")  # our escaped text, not the user's
 
 
 def _read_yaml(path: Path) -> dict:
@@ -199,15 +196,6 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
-def _describe(err: OmegaConfBaseException) -> str:
-    """Turn an OmegaConf error into 'key: reason' without its multi-line context."""
-    key = getattr(err, "full_key", None) or getattr(err, "key", None)
-    reason = _RESOLVING.sub("", str(err).splitlines()[0])
-    if type(err).__name__ == "ConfigKeyError":
-        return f"unknown key '{key}'"
-    return f"key '{key}': {reason}" if key else reason
-
-
 def _check_open_mappings(data: dict, source: str) -> None:
     """A free-form mapping (scheduler.options) given as a list: OmegaConf would raise a bare TypeError."""
     for key in OPEN_MAPPINGS:
@@ -231,63 +219,7 @@ def merge(cfg: DictConfig, data: dict, source: str) -> DictConfig:
         OmegaConf.to_container(merged, resolve=True)  # text given for a number or a switch fails here, naming its key
         return merged
     except OmegaConfBaseException as err:
-        raise UserError(f"{source}: {_describe(err).rstrip('.')}.") from None
-
-
-def _field_type(key: str, schema: type) -> Any:
-    """The declared type of a dotted key in the schema, or None when the key is not declared."""
-    cls: Any = schema
-    hint: Any = None
-    for part in key.split("."):
-        if not dataclasses.is_dataclass(cls):
-            return None
-        hints = typing.get_type_hints(cls)
-        if part not in hints:
-            return None
-        hint = cls = hints[part]
-    return hint
-
-
-def parse_override(item: str, schema: type = Config) -> tuple[str, Any]:
-    """Split 'key=value'; the value is read as YAML except for string keys, which keep the raw text."""
-    key, sep, raw = item.partition("=")
-    key = key.strip()
-    if not sep or not key:
-        raise UserError(f"command-line override '{item}' must have the form key=value.")
-    kind = _field_type(key, schema)
-    if kind is Optional[str] and raw in ("null", "~"):
-        return key, None
-    if kind in (str, Optional[str]):
-        return key, raw
-    try:
-        shown = item if len(item) <= 60 else f"{item[:57]}..."
-        return key, yaml_guard.load(raw, f"command-line override '{shown}'") if raw != "" else None
-    except yaml.YAMLError:
-        return key, raw
-
-
-def _nest(key: str, value: Any) -> dict:
-    """Turn a dotted key and value into a nested mapping."""
-    node: Any = value
-    for part in reversed(key.split(".")):
-        node = {part: node}
-    return node
-
-
-def _update_entry(cfg: DictConfig, key: str, value: Any, source: str) -> None:
-    """Set a key inside a list's entry (`controlnets.0.image=map.png`), as Hydra's overrides do; the entry must
-    exist, and its schema checks the value."""
-    parts = key.split(".")
-    index = next(i for i, part in enumerate(parts) if part.isdigit())
-    listed = OmegaConf.select(cfg, ".".join(parts[:index]))
-    if not OmegaConf.is_list(listed) or int(parts[index]) >= len(listed):
-        count = len(listed) if OmegaConf.is_list(listed) else 0
-        raise UserError(f"{source}: '{'.'.join(parts[:index])}' has no entry {parts[index]} ({count} listed).")
-    try:
-        OmegaConf.update(cfg, key, literal(value) if isinstance(value, (dict, list)) else value, merge=True)
-        OmegaConf.to_container(cfg, resolve=True)
-    except OmegaConfBaseException as err:
-        raise UserError(f"{source}: {_describe(err).rstrip('.')}.") from None
+        raise UserError(f"{source}: {describe(err).rstrip('.')}.") from None
 
 
 def load(path: str | Path | None, overrides: list[str] = (), schema: type = Config, settle: bool = True) -> DictConfig:
@@ -308,9 +240,9 @@ def load(path: str | Path | None, overrides: list[str] = (), schema: type = Conf
     for item in overrides:
         key, value = parse_override(item, schema)
         if any(part.isdigit() for part in key.split(".")):
-            _update_entry(cfg, key, value, f"command-line override '{item}'")
+            update_entry(cfg, key, value, f"command-line override '{item}'")
         else:
-            cfg = merge(cfg, _nest(key, value), f"command-line override '{item}'")
+            cfg = merge(cfg, nest(key, value), f"command-line override '{item}'")
     return settle_seed(cfg) if issubclass(schema, Config) and settle else cfg
 
 
