@@ -3,7 +3,6 @@ configs/controlnet.yaml and does what docs/shapes-model.md measured, on a few he
 puts them, colours from the prompt, the map over a prompt naming another place, weight 0 the base exactly, and the
 image following the map more as the window grows."""
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +11,8 @@ from PIL import Image
 
 from pipeline.run import config, generate
 from pipeline.lab.shapes.control_eval import (
-    Controlled, HELD_OUT_SEED, colour_prompt, disagree, follow, foreground, iou, weight_zero,
+    Controlled, HELD_OUT_SEED, disagree, follow, foreground, iou, mean_iou, weight_zero,
 )
-from pipeline.lab.shapes.layout import layout_mask
 from pipeline.lab.shapes.world import make_scenes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,9 +56,6 @@ def test_weight_zero_is_the_base_exactly(runner):
 
 def test_a_longer_window_follows_the_map_more(runner):
     scenes = make_scenes(HELD_OUT_SEED, 4, 0.4)
-
-    def mean_iou(**unit) -> float:
-        return float(np.mean([iou(foreground(image), layout_mask(scene)) for scene in scenes
-                              for image in runner.images(scene, colour_prompt(scene), [0], **unit)]))
-    assert mean_iou(start=0.0, end=0.2) < mean_iou(start=0.0, end=1.0)
-    assert mean_iou(start=0.6, end=1.0) < mean_iou(start=0.0, end=1.0)
+    whole = mean_iou(runner, scenes, [0], start=0.0, end=1.0)
+    assert mean_iou(runner, scenes, [0], start=0.0, end=0.2) < whole
+    assert mean_iou(runner, scenes, [0], start=0.6, end=1.0) < whole

@@ -3,7 +3,6 @@ learns to read the scenes' layout maps (pipeline/lab/shapes/layout.py) with the 
 resumably; it is exported as a diffusers ControlNetModel folder that `controlnets: [{path: ...}]` loads."""
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from pipeline.models.precision import DTYPES
 from pipeline.lab.shapes.checkpoint import cosine_lr, load_state, save_state, update_summary
-from pipeline.lab.shapes.export import folder_size, save_weights
+from pipeline.lab.shapes.export import export_scaling, folder_size, save_weights
 from pipeline.lab.shapes.latent_cache import training_scenes_seed
 from pipeline.lab.shapes.layout import layout_batch
 from pipeline.lab.shapes.train_config import TrainConfig
@@ -56,7 +55,7 @@ def train_controlnet(config: TrainConfig, run_dir: Path, latents: torch.Tensor) 
     unet = UNet2DConditionModel.from_pretrained(base / "unet", torch_dtype=torch.float32).requires_grad_(False)
     text_encoder = CLIPTextModel.from_pretrained(base / "text_encoder", dtype=torch.float32).requires_grad_(False)
     tokenizer = CLIPTokenizer.from_pretrained(base / "tokenizer")
-    scaling = json.loads((base / "vae" / "config.json").read_text())["scaling_factor"]
+    scaling = export_scaling(base)
     torch.manual_seed(config.seed)
     controlnet = build_controlnet(unet, spec.conditioning_channels)
     optimiser = torch.optim.AdamW(controlnet.parameters(), lr=spec.lr, weight_decay=0.01)

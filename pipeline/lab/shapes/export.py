@@ -1,6 +1,7 @@
 """Stage 4: write the trained family as a diffusers StableDiffusionPipeline folder (safetensors)."""
 
 import copy
+import json
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,11 @@ from pipeline.lab.fixtures.tiny_model import write_model_index
 def folder_size(folder: Path) -> int:
     """Total bytes of the files under a folder."""
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
+
+
+def export_scaling(base: Path) -> float:
+    """The exported model's VAE scaling factor, which the later stages multiply its latents by."""
+    return float(json.loads((base / "vae" / "config.json").read_text())["scaling_factor"])
 
 
 def save_weights(model: torch.nn.Module, folder: Path, dtype: torch.dtype = torch.float32) -> None:

@@ -4,7 +4,6 @@ in 1 to 8 steps without classifier-free guidance; the teacher is the frozen base
 LoRA is saved in diffusers' format, which the `loras` key and a prompt's `<lora:tiny-shapes-lcm>` load."""
 
 import dataclasses
-import json
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from pipeline.models.precision import DTYPES
 from pipeline.lab.shapes.checkpoint import cosine_lr, load_state, save_state, update_summary
+from pipeline.lab.shapes.export import export_scaling
 from pipeline.lab.shapes.latent_cache import training_scenes_seed
 from pipeline.lab.shapes.lcm_math import DDIMGrid, boundary_scalings, clean_and_noise, pseudo_huber
 from pipeline.lab.shapes.train_config import TrainConfig
@@ -101,7 +101,7 @@ def train_lcm(config: TrainConfig, run_dir: Path, latents: torch.Tensor) -> Path
     student = with_lora(UNet2DConditionModel.from_pretrained(base / "unet", torch_dtype=torch.float32), spec.rank)
     text_encoder = CLIPTextModel.from_pretrained(base / "text_encoder", dtype=torch.float32).requires_grad_(False)
     tokenizer = CLIPTokenizer.from_pretrained(base / "tokenizer")
-    scaling = float(json.loads((base / "vae" / "config.json").read_text())["scaling_factor"])
+    scaling = export_scaling(base)
     noise_scheduler = DDPMScheduler.from_config(config.scheduler)
     torch.manual_seed(config.seed)
     trained = [p for p in student.parameters() if p.requires_grad]

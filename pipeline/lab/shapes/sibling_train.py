@@ -15,7 +15,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from pipeline.models.precision import DTYPES
 from pipeline.lab.shapes.checkpoint import cosine_lr, load_state, save_state, update_summary
-from pipeline.lab.shapes.export import save_weights
+from pipeline.lab.shapes.export import export_scaling, save_weights
 from pipeline.lab.shapes.latent_cache import training_scenes_seed
 from pipeline.lab.shapes.train_config import TrainConfig
 from pipeline.lab.shapes.unet_train import diffusion_loss, step_gamma
@@ -71,7 +71,7 @@ def fine_tune(
     unet = widen_conv_in(UNet2DConditionModel.from_pretrained(base / "unet", torch_dtype=torch.float32), extra)
     text_encoder = CLIPTextModel.from_pretrained(base / "text_encoder", dtype=torch.float32).requires_grad_(False)
     tokenizer = CLIPTokenizer.from_pretrained(base / "tokenizer")
-    scaling = json.loads((base / "vae" / "config.json").read_text())["scaling_factor"]
+    scaling = export_scaling(base)
     optimiser = torch.optim.AdamW(unet.parameters(), lr=spec.lr, weight_decay=0.01)
     step = 0
     state = load_state(stage_dir / "state.pt")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import os
 import shutil
 import time
@@ -23,7 +22,7 @@ from transformers import CLIPTextModel, CLIPTokenizer
 
 from pipeline.models.precision import DTYPES
 from pipeline.lab.shapes.checkpoint import cosine_lr, load_state, save_state, update_summary
-from pipeline.lab.shapes.export import folder_size
+from pipeline.lab.shapes.export import export_scaling, folder_size
 from pipeline.lab.shapes.latent_cache import training_scenes_seed
 from pipeline.lab.shapes.train_config import TrainConfig
 from pipeline.lab.shapes.unet_train import training_batch, update_ema
@@ -110,7 +109,7 @@ def train_xl(config: TrainConfig, run_dir: Path, vae: AutoencoderKL, latent_coun
     started = time.perf_counter()
     scenes = make_scenes(training_scenes_seed(config), latent_count, config.two_shape_share, config.variation)
     cached = cache_views(config, run_dir, vae, scenes)
-    scaling = float(json.loads((base / "vae" / "config.json").read_text())["scaling_factor"])
+    scaling = export_scaling(base)
     tokenizer = CLIPTokenizer.from_pretrained(base / "tokenizer")
     models = build_models(config, base)
     ema = tuple(copy.deepcopy(m).requires_grad_(False) for m in models)
