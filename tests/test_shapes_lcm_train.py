@@ -5,12 +5,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from diffusers import DDPMScheduler, LCMScheduler
+from diffusers import DDPMScheduler, LCMScheduler, UNet2DConditionModel
 from PIL import Image
 from safetensors import safe_open
 
 from pipeline.common.errors import UserError
 from pipeline.run import config, generate
+from pipeline.lab.shapes.lcm_train import with_lora
 from pipeline.lab.shapes.lcm_math import DDIMGrid, boundary_scalings, clean_and_noise, pseudo_huber
 from pipeline.lab.shapes.train import main
 from pipeline.lab.shapes.train_config import load_config
@@ -61,11 +62,16 @@ def test_the_stage_distils_from_an_export_resumes_and_loads_as_a_lora(tmp_path: 
     assert torch.load(tmp_path / "run" / "lcm" / "state.pt", weights_only=False)["step"] == 2
     with safe_open(lora, "pt") as stored:
         keys = list(stored.keys())
-    assert keys and all(k.startswith("unet.") for k in keys) and any("lora_A" in k or "lora.down" in k for k in keys)
+    # one naming throughout (PEFT's): a file mixing diffusers' old attention names in lost those layers on loading
+    assert keys and all(k.startswith("unet.") and (".lora_A." in k or ".lora_B." in k) for k in keys)
     monkeypatch.chdir(ROOT)
     cfg = config.load(ROOT / "configs" / "txt2img.yaml", [
         f"model.path={export}", f"loras=[{{path: {lora}, weight: 1.0}}]", "scheduler.name=lcm", "steps=2",
         "guidance_scale=1.0", f"output_dir={tmp_path / 'out'}", "num_images=1"])
+    trained = with_lora(UNet2DConditionModel.from_pretrained(export / "unet"), load_config(TINY, []).lcm.rank)
+    loaded = generate.load(generate.check(cfg)).unet
+    layers = lambda unet: {n for n, m in unet.named_modules() if hasattr(m, "lora_A") and len(m.lora_A)}  # noqa: E731
+    assert layers(loaded) == layers(trained)  # every layer the stage trained, the attention projections too
     [path] = generate.run(cfg, progress=False)
     assert Image.open(path).size == (64, 64) and "tiny-lcm" in Image.open(path).text["parameters"]
 

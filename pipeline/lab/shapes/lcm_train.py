@@ -9,7 +9,6 @@ from pathlib import Path
 
 import torch
 from diffusers import DDPMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-from diffusers.utils import convert_state_dict_to_diffusers
 from peft import LoraConfig, get_peft_model_state_dict, inject_adapter_in_model, set_peft_model_state_dict
 from tqdm import tqdm
 from transformers import CLIPTextModel, CLIPTokenizer
@@ -86,8 +85,11 @@ class Distiller:
 
 
 def save_lora(unet: UNet2DConditionModel, path: Path, dtype: torch.dtype) -> None:
-    """The UNet's LoRA in diffusers' format (`unet.` keys), one .safetensors file."""
-    layers = {k: v.to(dtype) for k, v in convert_state_dict_to_diffusers(get_peft_model_state_dict(unet)).items()}
+    """The UNet's LoRA in PEFT's names under `unet.`, one .safetensors file, which diffusers' loader reads as it is.
+    Not through diffusers' convert_state_dict_to_diffusers: that renames only the attention projections (to_q's
+    lora_A to lora.down) and leaves the rest in PEFT's names, and diffusers' loader, seeing PEFT names first, then
+    skips the renamed ones without a word (the attention layers of the LoRA lost)."""
+    layers = {k: v.to(dtype) for k, v in get_peft_model_state_dict(unet).items()}
     path.parent.mkdir(parents=True, exist_ok=True)
     StableDiffusionPipeline.save_lora_weights(path.parent, unet_lora_layers=layers, weight_name=path.name,
                                               safe_serialization=True)
