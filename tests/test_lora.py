@@ -1,11 +1,15 @@
 """LoRA: our separately loaded parts with diffusers' loaders match pipe.load_lora_weights + set_adapters."""
 
+import re
+
 import pytest
 from diffusers import StableDiffusionPipeline
 from PIL import Image
+from safetensors.torch import load_file, save_file
 
 from conftest import generators, make_config, max_pixel_difference
 from pipeline.lab.fixtures.addon_files import make_lora
+from pipeline.common.errors import UserError
 from pipeline.run import generate
 
 
@@ -68,3 +72,17 @@ def test_prompt_tag_uses_lora_dir_and_is_recorded(lora_files, tiny_model, tmp_pa
     listed = ours(tiny_model, tmp_path / "list", [(lora_files["kohya"], 0.8)])
     assert max_pixel_difference([Image.open(p) for p in paths], listed) == 0
     assert 'Lora hashes: "kohya_style: ' in Image.open(paths[0]).info["parameters"]
+
+
+def test_a_file_in_two_namings_is_refused_not_half_applied(lora_files, tiny_model, tmp_path):
+    """diffusers' convert_state_dict_to_diffusers renames only the attention projections of a PEFT state dict
+    (to_q.lora_A -> to_q.lora.down); diffusers' loader, seeing PEFT names first (attn1's here), would drop the
+    renamed layers (attn2's) silently."""
+    state = load_file(lora_files["unet_only"])
+    renamed = lambda key: re.sub(r"(attn2\.to_[qkv]|attn2\.to_out\.0)\.lora_([AB])\.",  # noqa: E731
+                                 lambda m: f"{m[1]}.lora.{'down' if m[2] == 'A' else 'up'}.", key)
+    mixed = {renamed(key): value for key, value in state.items()}
+    assert mixed.keys() != state.keys()
+    save_file(mixed, tmp_path / "mixed.safetensors")
+    with pytest.raises(UserError, match=r"names \d+ layers but only \d+ of them fit this model's modules"):
+        ours(tiny_model, tmp_path, [(tmp_path / "mixed.safetensors", 1.0)])

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,17 @@ def _adapters(module) -> set[str]:
     return {name for m in module.modules() for name in getattr(m, "lora_A", {})}
 
 
+def layers_named(state_dict: dict[str, torch.Tensor]) -> set[str]:
+    """The layers a LoRA state dict names: each key up to its lora part (`.lora_A.`, `.lora.down.`, `_lora.up.`,
+    `.lora_magnitude_vector`)."""
+    return {re.split(r"[._]lora[._]", key, maxsplit=1)[0] for key in state_dict}
+
+
+def _injected(name: str, modules) -> int:
+    """How many modules of the given trees hold the named adapter."""
+    return sum(name in getattr(m, "lora_A", {}) for tree in modules for m in tree.modules())
+
+
 def _reason(err: Exception) -> str:
     """The first size mismatch torch names when loading the weights, or the error's first line."""
     mismatches = [line.strip() for line in str(err).splitlines() if line.strip().startswith("size mismatch")]
@@ -120,6 +132,11 @@ def check_fit(loras: list[Lora], family, configs: dict[str, dict]) -> None:
             if lora.name not in set().union(_adapters(unet), *map(_adapters, encoders.values())):
                 raise UserError(f"LoRA {lora.path}: none of its keys fit a module of this model's UNet or text "
                                 f"encoder (first key: {next(iter(lora.state_dict))}).")
+            named, landed = len(layers_named(lora.state_dict)), _injected(lora.name, [unet, *encoders.values()])
+            if landed < named:  # diffusers' loaders skip keys in a second naming without a word
+                raise UserError(f"LoRA {lora.path} names {named} layers but only {landed} of them fit this model's "
+                                "modules as diffusers reads the file (keys in two namings, or made for another "
+                                "model); the rest would be dropped silently.")
 
 
 def apply_loras(loras: list[Lora], unet, text_encoders: dict[str, Any]) -> None:
