@@ -107,7 +107,7 @@ def train_lcm(config: TrainConfig, run_dir: Path, latents: torch.Tensor) -> Path
     noise_scheduler = DDPMScheduler.from_config(config.scheduler)
     torch.manual_seed(config.seed)
     trained = [p for p in student.parameters() if p.requires_grad]
-    optimiser = torch.optim.AdamW(trained, lr=spec.lr, weight_decay=0.01)
+    optimiser = torch.optim.AdamW(trained, lr=spec.lr, weight_decay=0.0)  # the example runs: adam_weight_decay 0
     step, elapsed = 0, 0.0
     state = load_state(stage_dir / "state.pt")
     if state is not None:
