@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from diffusers import StableDiffusionXLPipeline
 from PIL import Image
 from transformers import CLIPTextModel
@@ -18,6 +19,8 @@ from pipeline.lab.shapes.train import main
 from pipeline.lab.shapes.train_config import load_config
 from pipeline.lab.shapes.world import make_scenes, render
 from pipeline.lab.shapes.xl_data import View, draw, random_view, scaled
+from pipeline.lab.shapes.xl_eval import shape_centre
+from pipeline.lab.shapes.xl_align import align_first_encoder, deeper_encoder, penultimate
 from pipeline.lab.shapes.xl_models import encode_xl, second_encoder, xl_unet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,6 +59,24 @@ def test_the_grown_unet_is_the_base_on_the_first_encoders_features() -> None:
     assert torch.equal(plain, grown)
 
 
+
+def test_the_first_encoder_puts_the_bases_last_layer_at_the_penultimate_place_then_fits_its_features() -> None:
+    """SDXL's pipelines read the penultimate hidden states (no final layer norm); the base's UNet read the last,
+    normed ones: the deeper encoder's extra layer is an identity, and the fitting brings its penultimate states to
+    the base's features."""
+    base = build_text_encoder(load_config(TINY).text, 30).eval()
+    ids = torch.randint(2, 30, (4, 77))
+    deeper = deeper_encoder(base).eval()
+    with torch.no_grad():
+        states = base(ids, output_hidden_states=True)
+        assert torch.equal(penultimate(deeper, ids), states.hidden_states[-1])
+        assert torch.allclose(deeper(ids).last_hidden_state, states.last_hidden_state, atol=1e-6)
+    fitted, before, after = align_first_encoder(base, lambda step: torch.randint(2, 30, (8, 77)), 30, 2e-3)
+    assert after < 0.5 * before
+    with torch.no_grad():
+        assert F.mse_loss(penultimate(fitted, ids), states.last_hidden_state) < 0.5 * F.mse_loss(
+            penultimate(deeper, ids), states.last_hidden_state)
+
 def test_the_stage_trains_from_an_export_resumes_and_loads_as_sdxl(tmp_path: Path, monkeypatch) -> None:
     export, xl = tmp_path / "model", tmp_path / "xl"
     common = [TINY, f"run_dir={tmp_path / 'run'}", f"export_dir={export}", f"xl.export_dir={xl}",
@@ -84,3 +105,13 @@ def test_views_that_cannot_be_drawn_are_one_sentence() -> None:
         load_config(TINY, ["xl.crop_share=0.8", "xl.small_share=0.3"])
     with pytest.raises(UserError, match="xl.smallest must be under 64 and xl.largest over it"):
         load_config(TINY, ["xl.largest=64"])
+
+
+def test_the_crop_measure_finds_a_shape_where_a_crop_view_moved_it() -> None:
+    """What the crop measurement reads (xl_eval.shape_centre) on the views the stage trains on: a crop of (top, left)
+    from a 96-pixel original moves the shape's centre by (-left, -top) from the uncropped 96-pixel view's."""
+    scene = next(s for s in make_scenes(11, 40, 0.0) if s.shapes[0].position == "centre")
+    colour = scene.shapes[0].colour
+    x0, y0 = shape_centre(draw(scene, View(96, 0, 0)), colour)
+    x1, y1 = shape_centre(draw(scene, View(96, 8, 16)), colour)
+    assert abs((x1 - x0) + 16) <= 1 and abs((y1 - y0) + 8) <= 1

@@ -1,5 +1,6 @@
 """The README's pictures of the family's newer members, each made through the normal pipeline from a shipped
-config: the ControlNet with its maps, the LCM-LoRA at 1, 2, 4 and 8 steps beside the base."""
+config: the ControlNet with its maps, the LCM-LoRA at 1, 2, 4 and 8 steps beside the base; and, from a model folder
+given, the SDXL-format sibling's size and crop conditioning (not shipped yet)."""
 
 from __future__ import annotations
 
@@ -60,6 +61,22 @@ def lcm_picture(root: Path) -> Image.Image:
              images_of(base, base_components, [0], prompt=p)[0]] for p in LCM_PROMPTS]
     return grid(rows, ["LCM 1 step", "2 steps", "4 steps", "8 steps", "base, DDIM 25"],
                 [p.replace(", ", ",\n") for p in LCM_PROMPTS])
+
+
+XL_PROMPTS = ["a large red circle in the centre, blue background",
+              "a small yellow triangle above a green square, white background"]
+XL_VIEWS = [((64, 64), (0, 0)), ((96, 96), (0, 0)), ((96, 96), (0, 16)), ((96, 96), (0, 32)), ((96, 96), (32, 0)),
+            ((96, 96), (32, 32)), ((32, 32), (0, 0))]  # (original_size, crops_coords_top_left), both (h, w) / (y, x)
+
+
+def xl_picture(root: Path, model: str) -> Image.Image:
+    """Rows: two prompts, one seed; columns: an SDXL-format model (the recipe's `xl` stage's export) under
+    configs/txt2img.yaml's settings with SDXL's original size and crop offset."""
+    cfg, components = loaded(root / "configs" / "txt2img.yaml", [f"model.path={model}"])
+    rows = [[images_of(cfg, components, [0], prompt=p, original_size=list(size), crops_coords_top_left=list(crop))[0]
+             for size, crop in XL_VIEWS] for p in XL_PROMPTS]
+    return grid(rows, [f"original {s[0]}\ncrop {c[0]},{c[1]}" for s, c in XL_VIEWS],
+                [p.replace(", ", ",\n") for p in XL_PROMPTS])
 
 
 PICTURES = {"controlnet.png": controlnet_picture, "lcm-steps.png": lcm_picture}

@@ -1,5 +1,6 @@
-"""Stage 9: the SDXL-format sibling. Its parts grow from the exported base (xl_models.py) and train jointly, resumably,
-with EMA, on the base's scenes seen as SDXL's data was (xl_data.py: crops with their offsets, small originals with
+"""Stage 9: the SDXL-format sibling. Its parts grow from the exported base (xl_models.py; the first text encoder one
+layer deeper and fitted to the base's features first, xl_align.py) and train jointly, resumably, with EMA (the new
+parts at a higher rate), on the base's scenes seen as SDXL's data was (xl_data.py: crops with their offsets, small originals with
 their sizes), then export as a StableDiffusionXLPipeline folder whose VAE, tokenizers and scheduler link to the
 base's."""
 
@@ -28,6 +29,7 @@ from pipeline.lab.shapes.train_config import TrainConfig
 from pipeline.lab.shapes.unet_train import training_batch, update_ema
 from pipeline.lab.shapes.world import Scene, make_scenes
 from pipeline.lab.shapes.xl_data import View, draw, random_view
+from pipeline.lab.shapes.xl_align import align_first_encoder, deeper_encoder
 from pipeline.lab.shapes.xl_models import encode_xl, second_encoder, xl_unet
 
 LINKED = {"tokenizer": "tokenizer", "tokenizer_2": "tokenizer", "vae": "vae", "scheduler": "scheduler"}  # -> base's
@@ -52,14 +54,30 @@ def cache_views(config: TrainConfig, run_dir: Path, vae: AutoencoderKL, scenes: 
     return cached
 
 
-def build_models(config: TrainConfig, base: Path) -> tuple[UNet2DConditionModel, CLIPTextModel, torch.nn.Module]:
-    """The sibling's UNet and two text encoders, grown from the base."""
+def build_models(config: TrainConfig, base: Path, captions, fresh: bool) -> tuple[UNet2DConditionModel, CLIPTextModel,
+                                                                                   torch.nn.Module]:
+    """The sibling's UNet and two text encoders, grown from the base; on a fresh start the first encoder is aligned
+    to the base's features (xl_align.py) on `captions(step)`, on a resumed one its weights come from the state."""
     spec = config.xl
     unet = UNet2DConditionModel.from_pretrained(base / "unet", torch_dtype=torch.float32)
-    first = CLIPTextModel.from_pretrained(base / "text_encoder", dtype=torch.float32)
+    plain = CLIPTextModel.from_pretrained(base / "text_encoder", dtype=torch.float32)
+    first = deeper_encoder(plain)
+    if fresh and spec.align_steps:
+        first, before, after = align_first_encoder(plain, captions, spec.align_steps, spec.align_lr)
+        print(f"xl: first encoder's penultimate states fitted to the base's features, mse {before:.3f} -> {after:.4f}")
     torch.manual_seed(config.seed + 9)
-    second = second_encoder(first, spec.second_hidden, spec.projection)
+    second = second_encoder(plain, spec.second_hidden, spec.projection)
     return xl_unet(unet, spec.second_hidden, spec.projection, spec.time_embed_dim), first, second
+
+
+def optimiser_for(models: tuple, spec) -> torch.optim.Optimizer:
+    """AdamW with the new parts (the size/crop embedding, the second encoder) at `new_lr`, the rest at `lr`."""
+    unet, first, second = models
+    new = [*unet.add_embedding.parameters(), *second.parameters()]
+    known = {id(p) for p in new}
+    rest = [p for m in models for p in m.parameters() if id(p) not in known]
+    return torch.optim.AdamW([{"params": rest, "peak": spec.lr}, {"params": new, "peak": spec.new_lr}],
+                             lr=spec.lr, weight_decay=0.01)
 
 
 def xl_loss(models: tuple, tokenizer: CLIPTokenizer, noise_scheduler: DDPMScheduler, cached: dict, scaling: float,
@@ -111,12 +129,14 @@ def train_xl(config: TrainConfig, run_dir: Path, vae: AutoencoderKL, latent_coun
     cached = cache_views(config, run_dir, vae, scenes)
     scaling = export_scaling(base)
     tokenizer = CLIPTokenizer.from_pretrained(base / "tokenizer")
-    models = build_models(config, base)
+    state = load_state(stage_dir / "state.pt")
+    batch = dataclasses.replace(config.unet, batch_size=64)
+    models = build_models(config, base, lambda step: training_batch(tokenizer, scenes, batch, config.seed + 9, step)[1],
+                          fresh=state is None)
     ema = tuple(copy.deepcopy(m).requires_grad_(False) for m in models)
     parameters = [p for m in models for p in m.parameters()]
-    optimiser = torch.optim.AdamW(parameters, lr=spec.lr, weight_decay=0.01)
+    optimiser = optimiser_for(models, spec)
     step, elapsed = 0, 0.0
-    state = load_state(stage_dir / "state.pt")
     if state is not None:
         for model, average, saved, saved_ema in zip(models, ema, state["models"], state["ema"]):
             model.load_state_dict(saved)
@@ -128,7 +148,7 @@ def train_xl(config: TrainConfig, run_dir: Path, vae: AutoencoderKL, latent_coun
     bar = tqdm(range(step, spec.steps), initial=step, total=spec.steps, desc="xl", mininterval=5)
     for step in bar:
         for group in optimiser.param_groups:
-            group["lr"] = spec.lr * cosine_lr(step, spec.steps, spec.warmup_steps)
+            group["lr"] = group["peak"] * cosine_lr(step, spec.steps, spec.warmup_steps)
         loss = xl_loss(models, tokenizer, noise_scheduler, cached, scaling, scenes, config, step)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
