@@ -40,6 +40,8 @@ def test_a_view_is_a_crop_of_the_larger_scene_or_a_scaled_up_smaller_one() -> No
     crops = [v for v in views if v.original > 64]
     assert 0.35 < len(crops) / 2000 < 0.45 and 0.15 < sum(v.original < 64 for v in views) / 2000 < 0.25
     assert all(0 <= v.top <= v.original - 64 and 0 <= v.left <= v.original - 64 for v in crops)
+    wide = [random_view(rng, 1.0, 0.0, 96, 32, crop_smallest=96) for _ in range(200)]
+    assert {v.original for v in wide} == {96} and max(max(v.top, v.left) for v in wide) == 32
 
 
 def test_the_grown_unet_is_the_base_on_the_first_encoders_features() -> None:
@@ -103,8 +105,10 @@ def test_the_stage_trains_from_an_export_resumes_and_loads_as_sdxl(tmp_path: Pat
 def test_views_that_cannot_be_drawn_are_one_sentence() -> None:
     with pytest.raises(UserError, match="xl.crop_share and xl.small_share must be chances"):
         load_config(TINY, ["xl.crop_share=0.8", "xl.small_share=0.3"])
-    with pytest.raises(UserError, match="xl.smallest must be under 64 and xl.largest over it"):
+    with pytest.raises(UserError, match="xl.smallest must be under 64 and xl.crop_smallest over it, at most xl"):
         load_config(TINY, ["xl.largest=64"])
+    with pytest.raises(UserError, match="xl.crop_smallest over it"):
+        load_config(TINY, ["xl.crop_smallest=97"])
 
 
 def test_the_crop_measure_finds_a_shape_where_a_crop_view_moved_it() -> None:

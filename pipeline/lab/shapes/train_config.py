@@ -109,6 +109,7 @@ class XlConfig:
     crop_share: float = 0.4  # views drawn larger and cut to 64 at a random offset
     small_share: float = 0.2  # views drawn smaller and scaled up
     largest: int = 96
+    crop_smallest: int = 65  # a crop's original side: from this to `largest`
     smallest: int = 32
     batch_size: int = 128
     steps: int = 1200
@@ -212,9 +213,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
     if recipe.xl.crop_share < 0 or recipe.xl.small_share < 0 or recipe.xl.crop_share + recipe.xl.small_share > 1:
         raise UserError(f"xl.crop_share and xl.small_share must be chances adding up to at most 1; got "
                         f"{recipe.xl.crop_share} and {recipe.xl.small_share}.")
-    if not recipe.xl.smallest < 64 < recipe.xl.largest:
-        raise UserError(f"xl.smallest must be under 64 and xl.largest over it (the views' sides); got "
-                        f"{recipe.xl.smallest} and {recipe.xl.largest}.")
+    if not recipe.xl.smallest < 64 < recipe.xl.crop_smallest <= recipe.xl.largest:
+        raise UserError(f"xl.smallest must be under 64 and xl.crop_smallest over it, at most xl.largest (the views' "
+                        f"sides); got {recipe.xl.smallest}, {recipe.xl.crop_smallest} and {recipe.xl.largest}.")
     if not 0 <= recipe.lcm.w_min <= recipe.lcm.w_max:
         raise UserError(f"lcm.w_min and lcm.w_max must satisfy 0 <= w_min <= w_max; got {recipe.lcm.w_min} and "
                         f"{recipe.lcm.w_max}.")

@@ -47,12 +47,12 @@ def draw(scene: Scene, view: View) -> np.ndarray:
 
 
 def random_view(rng: np.random.Generator, crop_share: float, small_share: float, largest: int,
-                smallest: int) -> View:
-    """A crop (a side from 65 to `largest`, any offset), a small original (a side from `smallest` to 63, in
-    steps of 8) or the plain scene, with the given shares."""
+                smallest: int, crop_smallest: int = IMAGE_SIZE + 1) -> View:
+    """A crop (a side from `crop_smallest` to `largest`, any offset), a small original (a side from `smallest` to
+    63, in steps of 8) or the plain scene, with the given shares."""
     draw_kind = rng.random()
     if draw_kind < crop_share:
-        side = int(rng.integers(IMAGE_SIZE + 1, largest + 1))
+        side = int(rng.integers(crop_smallest, largest + 1))
         top, left = (int(v) for v in rng.integers(0, side - IMAGE_SIZE + 1, size=2))
         return View(side, top, left)
     if draw_kind < crop_share + small_share:

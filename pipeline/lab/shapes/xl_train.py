@@ -43,7 +43,8 @@ def cache_views(config: TrainConfig, run_dir: Path, vae: AutoencoderKL, scenes: 
     if path.exists():
         return load_file(path)
     spec, rng = config.xl, np.random.default_rng([config.seed, 9])
-    views = [random_view(rng, spec.crop_share, spec.small_share, spec.largest, spec.smallest) for _ in scenes]
+    views = [random_view(rng, spec.crop_share, spec.small_share, spec.largest, spec.smallest,
+                         spec.crop_smallest) for _ in scenes]
     chunks, size = [], config.latents.batch_size
     for start in tqdm(range(0, len(scenes), size), desc="xl views", mininterval=5):
         images = np.stack([draw(s, v) for s, v in zip(scenes[start:start + size], views[start:start + size])])
