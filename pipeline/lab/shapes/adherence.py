@@ -68,6 +68,15 @@ def headline(summary: dict) -> dict[str, float | None]:
             **summary["attributes"]}
 
 
+def prepared(cfg: DictConfig, seeds_per_prompt: int):
+    """The config checked and its components loaded once, the config with the size the check settled on, and the
+    seeds: what every evaluation starts from."""
+    plan = check(cfg)
+    components = load(plan)
+    cfg = OmegaConf.merge(cfg, {"height": plan.height, "width": plan.width})
+    return plan, components, cfg, [cfg.seed + i for i in range(seeds_per_prompt)]
+
+
 def evaluate_schedulers(cfg: DictConfig, names: list[str], seeds_per_prompt: int = 3,
                         prompts: list[GrammarPrompt] | None = None) -> dict:
     """The caption grammar at the config's guidance and steps with each named scheduler (components loaded once),
@@ -92,10 +101,7 @@ def evaluate(cfg: DictConfig, seeds_per_prompt: int = 3, grammar: bool = False,
              prompts: list[GrammarPrompt] | None = None) -> dict:
     """Default settings, guidance 1.0 and the negative-prompt test, on components loaded once; with `grammar`,
     the whole caption grammar (grammar_prompts(), or `prompts`) at the config's guidance and at 1.0 instead."""
-    plan = check(cfg)
-    components = load(plan)
-    cfg = OmegaConf.merge(cfg, {"height": plan.height, "width": plan.width})
-    seeds = [cfg.seed + i for i in range(seeds_per_prompt)]
+    plan, components, cfg, seeds = prepared(cfg, seeds_per_prompt)
     prompts = grammar_prompts() if prompts is None else prompts
     settings = {"scheduler": cfg.scheduler.name, "steps": cfg.steps, "guidance_scale": cfg.guidance_scale,
                 "dtype": plan.precision.name, "seeds_per_prompt": seeds_per_prompt,
@@ -117,10 +123,7 @@ def evaluate_steps(cfg: DictConfig, counts: list[int], seeds_per_prompt: int = 3
                    prompts: list[GrammarPrompt] | None = None) -> dict:
     """The caption grammar at the config's scheduler, guidance and add-ons with each step count (components
     loaded once): what a few-step model (the LCM-LoRA) keeps of its quality as steps fall."""
-    plan = check(cfg)
-    components = load(plan)
-    cfg = OmegaConf.merge(cfg, {"height": plan.height, "width": plan.width})
-    seeds = [cfg.seed + i for i in range(seeds_per_prompt)]
+    plan, components, cfg, seeds = prepared(cfg, seeds_per_prompt)
     prompts = grammar_prompts() if prompts is None else prompts
     rows = {count: headline(score_grammar(components, cfg, seeds, prompts, steps=count))
             for count in tqdm(counts, desc="steps")}

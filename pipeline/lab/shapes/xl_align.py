@@ -25,8 +25,8 @@ def deeper_encoder(base: CLIPTextModel) -> CLIPTextModel:
     deeper = CLIPTextModel(config)
     state = base.state_dict()
     count = base.config.num_hidden_layers
-    last = next(k for k in state if f"encoder.layers.{count - 1}." in k).split(f"encoder.layers.{count - 1}.")[0]
-    last, new = f"{last}encoder.layers.{count - 1}.", f"{last}encoder.layers.{count}."  # with the prefix, if any
+    prefix = next(k for k in state if "encoder.layers." in k).split("encoder.layers.")[0]  # "text_model." or ""
+    last, new = f"{prefix}encoder.layers.{count - 1}.", f"{prefix}encoder.layers.{count}."
     state.update({new + key[len(last):]: value.clone() for key, value in list(state.items()) if key.startswith(last)})
     for part in ("self_attn.out_proj", "mlp.fc2"):
         state[f"{new}{part}.weight"].zero_()

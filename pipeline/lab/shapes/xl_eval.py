@@ -6,11 +6,10 @@ and left by the offset (Podell et al. 2023, section 2.2, figure 5): the shape's 
 from __future__ import annotations
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from tqdm.auto import tqdm
 
-from pipeline.run.generate import check, load
-from pipeline.lab.shapes.adherence import generate_for, headline, score_grammar
+from pipeline.lab.shapes.adherence import generate_for, headline, prepared, score_grammar
 from pipeline.lab.shapes.evaluate import nearest_colour, pixels
 from pipeline.lab.shapes.grammar import grammar_prompts
 from pipeline.lab.shapes.scene_score import colour_region
@@ -61,10 +60,7 @@ def crop_shifts(components, cfg: DictConfig, seeds: list[int], prompts=None, off
 def evaluate_xl(cfg: DictConfig, seeds_per_prompt: int = 3) -> dict:
     """The caption grammar at crop (0, 0) (original = target = the output's size, the config's default) and the
     crop offsets' shifts, on components loaded once."""
-    plan = check(cfg)
-    components = load(plan)
-    cfg = OmegaConf.merge(cfg, {"height": plan.height, "width": plan.width})
-    seeds = [cfg.seed + i for i in range(seeds_per_prompt)]
+    plan, components, cfg, seeds = prepared(cfg, seeds_per_prompt)
     return {"model": cfg.model.path,
             "settings": {"scheduler": cfg.scheduler.name, "steps": cfg.steps, "guidance_scale": cfg.guidance_scale,
                          "dtype": plan.precision.name, "seeds_per_prompt": seeds_per_prompt},
