@@ -1,8 +1,8 @@
 """Stage 9: the SDXL-format sibling. Its parts grow from the exported base (xl_models.py; the first text encoder one
 layer deeper and fitted to the base's features first, xl_align.py) and train jointly, resumably, with EMA (the new
-parts at a higher rate), on the base's scenes seen as SDXL's data was (xl_data.py: crops with their offsets, small originals with
-their sizes), then export as a StableDiffusionXLPipeline folder whose VAE, tokenizers and scheduler link to the
-base's."""
+parts at a higher rate), on the base's scenes seen as SDXL's data was (xl_data.py: crops with their offsets, small
+originals with their sizes), then export as a StableDiffusionXLPipeline folder whose VAE, tokenizers and scheduler
+link to the base's."""
 
 from __future__ import annotations
 
@@ -62,10 +62,11 @@ def build_models(config: TrainConfig, base: Path, captions, fresh: bool) -> tupl
     spec = config.xl
     unet = UNet2DConditionModel.from_pretrained(base / "unet", torch_dtype=torch.float32)
     plain = CLIPTextModel.from_pretrained(base / "text_encoder", dtype=torch.float32)
-    first = deeper_encoder(plain)
     if fresh and spec.align_steps:
         first, before, after = align_first_encoder(plain, captions, spec.align_steps, spec.align_lr)
         print(f"xl: first encoder's penultimate states fitted to the base's features, mse {before:.3f} -> {after:.4f}")
+    else:  # resumed: the state holds its weights; or fitting turned off
+        first = deeper_encoder(plain)
     torch.manual_seed(config.seed + 9)
     second = second_encoder(plain, spec.second_hidden, spec.projection)
     return xl_unet(unet, spec.second_hidden, spec.projection, spec.time_embed_dim), first, second
