@@ -12,7 +12,7 @@ from pipeline.engine.conditioning import Conditioning
 from pipeline.engine.guidance import guide
 from pipeline.engine.model_call import ModelCall
 from pipeline.engine.nonfinite import NonFiniteError, is_finite, step_failure
-from pipeline.engine.schedulers import step_kwargs
+from pipeline.engine.schedulers import scale_input, step_kwargs
 
 ModelInputHook = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 AfterStepHook = Callable[[torch.Tensor, int, torch.Tensor], torch.Tensor]
@@ -63,7 +63,7 @@ def denoise(
     for i, t in enumerate(tqdm(setup.timesteps, desc="denoise", disable=not progress)):
         guided = i < guided_steps
         context = both if guided else conditioning.cond
-        model_in = scheduler.scale_model_input(torch.cat([latents] * 2) if guided else latents, t)
+        model_in = scale_input(scheduler, torch.cat([latents] * 2) if guided else latents, t)
         prediction = model(model_in, t, context)
         noise = guide(*prediction.chunk(2), guidance_scale, guidance_rescale) if guided else prediction
         latents = scheduler.step(noise, t, latents, **extra, return_dict=False)[0]

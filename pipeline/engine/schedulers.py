@@ -1,4 +1,9 @@
-"""The scheduler registry: our names and AUTOMATIC1111's display names -> diffusers classes + overrides."""
+"""The scheduler registry: our names and AUTOMATIC1111's (and Forge's) display names -> diffusers classes + overrides,
+each serving one kind of model: noise-prediction diffusion (SD 1.x, 2.x, XL) or flow matching (SD3, FLUX).
+
+Flow-matching schedulers keep diffusers' contract but two attributes: they start from pure noise (sigma 1, no
+`init_noise_sigma`) and the model reads the latents as they are (no `scale_model_input`); `noise_sigma` and
+`scale_input` say so for every scheduler."""
 
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ from diffusers import (
     DPMSolverSDEScheduler,
     EulerAncestralDiscreteScheduler,
     EulerDiscreteScheduler,
+    FlowMatchEulerDiscreteScheduler,
+    FlowMatchHeunDiscreteScheduler,
     HeunDiscreteScheduler,
     KDPM2AncestralDiscreteScheduler,
     KDPM2DiscreteScheduler,
@@ -33,6 +40,8 @@ KARRAS = {"use_karras_sigmas": True}
 # Scheduler options that size an allocation when the scheduler is built or stepped: their upper bounds.
 OPTION_LIMITS = {"num_train_timesteps": 10_000, "original_inference_steps": MAX_STEPS, "solver_order": 8}
 SDE = {"algorithm_type": "sde-dpmsolver++"}
+NOISE, FLOW = "noise", "flow"  # the kinds of model a scheduler serves (a family's `schedulers`)
+KINDS = {NOISE: "noise-prediction diffusion (Stable Diffusion 1.x, 2.x, XL)", FLOW: "flow matching (SD3, FLUX)"}
 
 
 @dataclass(frozen=True)
@@ -42,6 +51,7 @@ class SchedulerSpec:
     cls: type[SchedulerMixin]
     label: str
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    serves: str = NOISE
 
 
 SCHEDULERS: dict[str, SchedulerSpec] = {
@@ -66,6 +76,11 @@ SCHEDULERS: dict[str, SchedulerSpec] = {
     "unipc": SchedulerSpec(UniPCMultistepScheduler, "UniPC"),
     "deis": SchedulerSpec(DEISMultistepScheduler, "DEIS"),
     "lcm": SchedulerSpec(LCMScheduler, "LCM"),
+    "flow_euler": SchedulerSpec(FlowMatchEulerDiscreteScheduler, "Euler", serves=FLOW),
+    "flow_euler_karras": SchedulerSpec(FlowMatchEulerDiscreteScheduler, "Euler Karras", KARRAS, serves=FLOW),
+    "flow_euler_beta": SchedulerSpec(FlowMatchEulerDiscreteScheduler, "Euler Beta", {"use_beta_sigmas": True},
+                                     serves=FLOW),
+    "flow_heun": SchedulerSpec(FlowMatchHeunDiscreteScheduler, "Heun", serves=FLOW),
 }
 
 
@@ -74,21 +89,50 @@ def _normalise(name: str) -> str:
     return name.strip().lower().replace("++", "pp").replace("+", "p").replace(" ", "_").replace("-", "_")
 
 
-ALIASES: dict[str, str] = {_normalise(spec.label): key for key, spec in SCHEDULERS.items()}
-ALIASES.update({key: key for key in SCHEDULERS})
+def serving(kind: str) -> dict[str, SchedulerSpec]:
+    """The registered schedulers that serve one kind of model (NOISE or FLOW)."""
+    return {key: spec for key, spec in SCHEDULERS.items() if spec.serves == kind}
 
 
-def resolve(name: str) -> str:
-    """The registry key for a name or A1111 display name, or a UserError listing the known ones."""
-    key = ALIASES.get(_normalise(str(name)))
-    if key is None:
-        raise UserError(f"scheduler.name must be one of {', '.join(SCHEDULERS)}; got '{name}'.")
-    return key
+def aliases(kind: str) -> dict[str, str]:
+    """Normalised keys and labels -> registry keys, among the schedulers of one kind (labels repeat across kinds:
+    'Euler' is EulerDiscreteScheduler for a UNet and FlowMatchEulerDiscreteScheduler for a flow model)."""
+    found = {_normalise(spec.label): key for key, spec in serving(kind).items()}
+    found.update({key: key for key in serving(kind)})
+    return found
+
+
+ALIASES: dict[str, str] = aliases(NOISE)
+
+
+def resolve(name: str, kind: str = NOISE, model: str = "") -> str:
+    """The registry key for a name or display name among the schedulers of `kind`, or a UserError listing them
+    (naming the model, `model`, when the name is a scheduler of the other kind)."""
+    key = aliases(kind).get(_normalise(str(name)))
+    if key is not None:
+        return key
+    other = next((k for k in KINDS if k != kind and _normalise(str(name)) in aliases(k)), None)
+    if other is not None:
+        takes = ", ".join(f"{key} ({spec.label})" for key, spec in serving(kind).items())
+        raise UserError(f"scheduler.name '{name}' is a sampler for {KINDS[other]} models; {model or 'this model'} "
+                        f"is a {KINDS[kind]} model, which takes: {takes}.")
+    raise UserError(f"scheduler.name must be one of {', '.join(serving(kind))}; got '{name}'.")
+
+
+def check_known(name: str) -> None:
+    """Refuse, before any model is read, a name no scheduler of any kind has (listing the noise-prediction ones)."""
+    if not any(_normalise(str(name)) in aliases(kind) for kind in KINDS):
+        resolve(name)
+
+
+def spec_of(name: str) -> SchedulerSpec:
+    """The spec of a registry key, or of a noise-prediction scheduler's name or label."""
+    return SCHEDULERS[name] if name in SCHEDULERS else SCHEDULERS[resolve(name)]
 
 
 def check_options(name: str, options: Mapping[str, Any]) -> None:
     """Refuse option keys the scheduler class does not take (diffusers would ignore a typo silently), and NaN or inf."""
-    spec = SCHEDULERS[resolve(name)]
+    spec = spec_of(name)
     known = set(inspect.signature(spec.cls.__init__).parameters) - {"self"}
     unknown = sorted(set(options) - known)
     if unknown:
@@ -119,7 +163,7 @@ def _finite(value: Any) -> bool:
 def check_runnable(name: str, base_config: Mapping[str, Any], options: Mapping[str, Any], steps: int) -> None:
     """Build the scheduler and set its timesteps (no weights, milliseconds): bad option values and step counts
     it cannot make become one sentence before any weights load."""
-    cls = SCHEDULERS[resolve(name)].cls.__name__
+    cls = spec_of(name).cls.__name__
     shown = ", ".join(f"{k}={v}" for k, v in options.items()) or "none"
     try:
         with quiet_libraries():
@@ -134,7 +178,9 @@ def check_runnable(name: str, base_config: Mapping[str, Any], options: Mapping[s
     except Exception as err:
         raise UserError(f"{cls} cannot make steps={steps} with scheduler.options ({shown}) ({reason(err)}).") from None
     latest = int(max(scheduler.timesteps))
-    if latest > trained - 1:  # e.g. steps=1000 with steps_offset=1 and 'leading' spacing asks for timestep 1000
+    # e.g. steps=1000 with steps_offset=1 and 'leading' spacing asks for timestep 1000 (a flow scheduler's timesteps
+    # are its sigmas x 1000: 1000 at pure noise, as trained)
+    if spec_of(name).serves == NOISE and latest > trained - 1:
         raise UserError(f"steps={steps} with scheduler.options ({shown}) makes {cls} start at timestep {latest}, past "
                         f"the last trained one ({trained - 1}); lower steps or steps_offset, or set "
                         f"scheduler.options.timestep_spacing=trailing.")
@@ -142,7 +188,7 @@ def check_runnable(name: str, base_config: Mapping[str, Any], options: Mapping[s
 
 def scheduler_options(name: str, options: Mapping[str, Any], seeds: list[int]) -> dict[str, Any]:
     """The full set of config overrides for a run: the registry's, then the user's, then per-image seeds."""
-    spec = SCHEDULERS[resolve(name)]
+    spec = spec_of(name)
     merged = {**spec.overrides, **dict(options)}
     if "noise_sampler_seed" in inspect.signature(spec.cls.__init__).parameters:
         merged.setdefault("noise_sampler_seed", list(seeds))
@@ -151,8 +197,19 @@ def scheduler_options(name: str, options: Mapping[str, Any], seeds: list[int]) -
 
 def make_scheduler(name: str, base_config: Mapping[str, Any], options: Mapping[str, Any], seeds: list[int]):
     """A fresh scheduler for one run (they are stateful), built from the model's scheduler config."""
-    spec = SCHEDULERS[resolve(name)]
+    spec = spec_of(name)
     return spec.cls.from_config(base_config, **scheduler_options(name, options, seeds))
+
+
+def noise_sigma(scheduler) -> float:
+    """The standard deviation pure noise starts at: init_noise_sigma, or 1 for a flow-matching scheduler."""
+    return getattr(scheduler, "init_noise_sigma", 1.0)
+
+
+def scale_input(scheduler, latents, t):
+    """The latents as the model reads them at t: scale_model_input's, or as they are for a flow-matching scheduler."""
+    scale = getattr(scheduler, "scale_model_input", None)
+    return latents if scale is None else scale(latents, t)
 
 
 def step_kwargs(scheduler, generators: list) -> dict[str, Any]:
@@ -162,9 +219,10 @@ def step_kwargs(scheduler, generators: list) -> dict[str, Any]:
 
 
 def describe() -> str:
-    """One line per registered scheduler: key, A1111 label, class and overrides."""
+    """One line per registered scheduler: key, A1111 label, the kind of model it serves, class and overrides."""
     rows = []
     for key, spec in SCHEDULERS.items():
         extra = ", ".join(f"{k}={v}" for k, v in spec.overrides.items())
-        rows.append(f"{key:<20} {spec.label:<20} {spec.cls.__name__}" + (f" ({extra})" if extra else ""))
+        row = f"{key:<20} {spec.label:<20} {spec.serves:<6} {spec.cls.__name__}"
+        rows.append(row + (f" ({extra})" if extra else ""))
     return "\n".join(rows)

@@ -65,17 +65,19 @@ def unet_parameters(unet_config: dict[str, Any]) -> int:
     """The UNet's parameter count, from its config alone (built on the meta device: no memory, no weights), counted
     once per config (a job's lines that name the same model share the count)."""
     config = {k: v for k, v in unet_config.items() if not k.startswith("_")}
-    key = repr(sorted(config.items()))
-    return remembered(_COUNTED, key, lambda: count_parameters(config))
+    cls = unet_config.get("_class_name", "UNet2DConditionModel")
+    key = cls + repr(sorted(config.items()))
+    return remembered(_COUNTED, key, lambda: count_parameters(config, cls))
 
 
-def count_parameters(config: dict[str, Any]) -> int:
-    """Build the UNet from its config on the meta device and count its parameters."""
-    from diffusers import UNet2DConditionModel
+def count_parameters(config: dict[str, Any], cls: str = "UNet2DConditionModel") -> int:
+    """Build the denoiser (a UNet, or the diffusers class its config names: SD3's transformer) from its config on
+    the meta device and count its parameters."""
+    import diffusers
 
     with torch.device("meta"):
-        unet = UNet2DConditionModel.from_config(config)
-    return sum(p.numel() for p in unet.parameters())
+        model = getattr(diffusers, cls).from_config(config)
+    return sum(p.numel() for p in model.parameters())
 
 
 def _auto_cpu(unet_config: dict[str, Any] | None) -> DtypeChoice:

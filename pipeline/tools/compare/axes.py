@@ -41,11 +41,11 @@ class Axis:
         """What a grid shows for value `index`: the value, or key=value pairs for several keys."""
         value = self.values[index]
         if self.keys == [SCHEDULER]:
-            from pipeline.engine.schedulers import SCHEDULERS, resolve
+            from pipeline.engine.schedulers import spec_of
 
             name = value["name"] if isinstance(value, dict) else value
             options = value.get("options") or {} if isinstance(value, dict) else {}
-            return "\n".join([SCHEDULERS[resolve(name)].label, *(f"{k}={v}" for k, v in options.items())])
+            return "\n".join([spec_of(name).label, *(f"{k}={v}" for k, v in options.items())])
         if len(self.keys) > 1:
             return "\n".join(f"{k}={v}" for k, v in zip(self.keys, value))
         return f"{self.keys[0]}={value}" if self.keys != [PROMPT_SR] else str(value)

@@ -89,7 +89,8 @@ def plan_cells(cfg: DictConfig) -> tuple[Plan, list[Cell]]:
     """Check the whole comparison and lay out its cells, row by row, before any weights load."""
     if cfg.compare.axes is not None:
         return plan_axes_cells(cfg)
-    entries = scheduler_entries(cfg)
+    plan = check(generation_config(cfg, SECTION))
+    entries = scheduler_entries(cfg, plan.info.family.schedulers)
     steps = numbers(cfg.compare.steps, cfg.steps, "steps", 1, f"an integer from 1 to {MAX_STEPS}", MAX_STEPS)
     scales = numbers(cfg.compare.guidance_scales, cfg.guidance_scale, "guidance_scales", 0,
                      f"a number in [0, {MAX_GUIDANCE_SCALE:g}]", MAX_GUIDANCE_SCALE)
@@ -98,7 +99,6 @@ def plan_cells(cfg: DictConfig) -> tuple[Plan, list[Cell]]:
     if count > MAX_CELLS:
         raise UserError(f"compare.schedulers x steps x guidance_scales make {count} cells; a comparison may have at "
                         f"most {MAX_CELLS}.")
-    plan = check(generation_config(cfg, SECTION))
     check_sheet("the comparison grid (compare.schedulers x steps x guidance_scales)", count, plan.width, plan.height)
     cells = []
     for row, entry in enumerate(entries):

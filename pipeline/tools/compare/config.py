@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from pipeline.run.config import Config
 from pipeline.common.errors import UserError
 from pipeline.common.limits import check_list
-from pipeline.engine.schedulers import SCHEDULERS, check_options, resolve
+from pipeline.engine.schedulers import NOISE, SCHEDULERS, check_options, resolve, serving
 from pipeline.tools.tool_config import load_tool
 
 SECTION = "compare"
@@ -54,7 +54,7 @@ def load(path: str | Path | None, overrides: list[str] = ()) -> DictConfig:
     return load_tool(CompareConfig, path, overrides)
 
 
-def _entry(index: int, item: Any) -> Entry:
+def _entry(index: int, item: Any, kind: str = NOISE) -> Entry:
     """Validate one item of compare.schedulers: a name, or a mapping {name, options}."""
     where = f"compare.schedulers[{index}]"
     if isinstance(item, dict):
@@ -69,25 +69,26 @@ def _entry(index: int, item: Any) -> Entry:
     else:
         raise UserError(f"{where} must be a scheduler name or a mapping {{name, options}}; got {item!r}.")
     try:
-        key = resolve(name)
+        key = resolve(name, kind)
         check_options(key, options)
     except UserError as err:
         raise UserError(f"{where}: {str(err).replace('scheduler.', '', 1)}") from None
     return Entry(key, dict(options))
 
 
-def scheduler_entries(cfg: DictConfig) -> list[Entry]:
-    """The rows: every registered scheduler for 'all', the listed ones, or the run's own scheduler for null."""
+def scheduler_entries(cfg: DictConfig, kind: str = NOISE) -> list[Entry]:
+    """The rows: every registered scheduler of the model's kind (engine/schedulers.py) for 'all', the listed ones,
+    or the run's own scheduler for null."""
     value = cfg.compare.schedulers
     if value is None:
-        return [Entry(resolve(cfg.scheduler.name), OmegaConf.to_container(cfg.scheduler.options, resolve=True))]
+        return [Entry(resolve(cfg.scheduler.name, kind), OmegaConf.to_container(cfg.scheduler.options, resolve=True))]
     if value == "all":
-        return [Entry(key, {}) for key in SCHEDULERS]
+        return [Entry(key, {}) for key in serving(kind)]
     items = OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
     if not isinstance(items, list) or not items:
         raise UserError(f"compare.schedulers must be 'all', a non-empty list of schedulers, or null; got {items!r}.")
     check_list("compare.schedulers", items)
-    return [_entry(i, item) for i, item in enumerate(items)]
+    return [_entry(i, item, kind) for i, item in enumerate(items)]
 
 
 def numbers(values: Optional[list], default: float, key: str, lowest: float, must: str,
