@@ -1,4 +1,5 @@
-"""Latent-space basics: seeded noise, VAE encode/decode scaled by vae.config.scaling_factor, image <-> tensor."""
+"""Latent-space basics: seeded noise, VAE encode/decode scaled by vae.config.scaling_factor (and shifted by its
+shift_factor, SD3's and FLUX's), image <-> tensor."""
 
 from __future__ import annotations
 
@@ -51,7 +52,13 @@ def decode(vae, latents: torch.Tensor) -> torch.Tensor:
 
 def _vae_decode(vae, latents: torch.Tensor) -> torch.Tensor:
     """The VAE's decode of scaled latents, given in the VAE's dtype."""
-    return vae.decode(latents.to(vae.dtype) / vae.config.scaling_factor, return_dict=False)[0]
+    latents = latents.to(vae.dtype) / vae.config.scaling_factor + shift_of(vae)
+    return vae.decode(latents, return_dict=False)[0]
+
+
+def shift_of(vae) -> float:
+    """The VAE's latent shift (SD3's 0.0609, FLUX's 0.1159; none for SD 1.x, 2.x and XL)."""
+    return getattr(vae.config, "shift_factor", None) or 0.0
 
 
 def _decode_in_float32(vae, latents: torch.Tensor) -> torch.Tensor:
@@ -82,7 +89,7 @@ def encode(vae, images: torch.Tensor, generators: list[torch.Generator] | None) 
             latents = torch.cat(
                 [vae.encode(images[i : i + 1], return_dict=False)[0].sample(generator=g) for i, g in enumerate(generators)]
             )
-    return (latents * vae.config.scaling_factor).to(dtype)
+    return ((latents - shift_of(vae)) * vae.config.scaling_factor).to(dtype)
 
 
 def latent_mask(mask: torch.Tensor, latent_size: tuple[int, int]) -> torch.Tensor:

@@ -137,6 +137,8 @@ def load_components(
     else:
         parts = {}
         for part in family.parts:
+            if part.optional and part.name not in info.present:
+                continue  # left out of this model (model_index.json names it null)
             if part.name == "scheduler":
                 continue  # built fresh for every run from its config (engine/schedulers.py)
             if part.name == "vae":
@@ -147,7 +149,8 @@ def load_components(
                 with refused_pickles(path, part.name):
                     parts[part.name] = part.loader.from_pretrained(path, subfolder=part.name, **weights)
     for part in family.weighted:
-        parts[part.name].to(device).eval().requires_grad_(False)
+        if part.name in parts:
+            parts[part.name].to(device).eval().requires_grad_(False)
     return Components(
         parts=parts,
         family=family,

@@ -20,6 +20,7 @@ from pipeline.models.weights_check import check_weights
 
 HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 REQUIRED = {"unet": ("sample_size", "in_channels"), "vae": ("block_out_channels",)}  # keys read before loading
+# ("unet": the family's denoiser, a UNet or a transformer)
 
 
 @dataclass
@@ -33,6 +34,7 @@ class ModelInfo:
     config_dir: str = ""  # a single-file checkpoint: the folder its configs and tokenizer are read from
     settings: dict[str, Any] = field(default_factory=dict)  # model_index.json's pipeline settings (SDXL's
     # force_zeros_for_empty_prompt, requires_aesthetics_score)
+    present: tuple[str, ...] = ()  # the part folders a diffusers-format model has (its optional parts may be absent)
 
     @property
     def family(self) -> Family:
@@ -68,6 +70,11 @@ class ModelInfo:
     def vae_scale_factor(self) -> int:
         """Pixels per latent cell along each side, as diffusers derives it from the VAE's blocks."""
         return 2 ** (len(self.vae["block_out_channels"]) - 1)
+
+    @property
+    def latent_channels(self) -> int:
+        """The VAE's latent channels: what a denoiser reads without a task's extra channels."""
+        return int(self.vae.get("latent_channels", 4))
 
     @property
     def default_size(self) -> int:
@@ -192,18 +199,21 @@ def inspect_model(path: str, allow_pickle: bool = False, config: str = "") -> Mo
         _check_folder(root, tuple(names), tuple(n for n in names if KNOWN_PARTS[n].weighted), allow_pickle)
     configs = _part_configs(path, [KNOWN_PARTS[name] for name in names])
     family = pick_family(path, configs, index)
-    missing = [name for name in family.part_names if name not in names]
+    missing = [name for name in family.required if name not in names]
     if missing:
         raise UserError(f"model.path {path} is missing its '{missing[0]}' component, which every {family.label} "
                         "model has.")
-    info = ModelInfo(path=path, configs=configs, family_name=family.name, settings=settings_of(index))
+    info = ModelInfo(path=path, configs=configs, family_name=family.name, settings=settings_of(index),
+                     present=tuple(names))
     for part, keys in REQUIRED.items():
+        part = family.denoiser if part == "unet" else part
         for key in keys:
             if configs[part].get(key) is None:
                 raise UserError(
                     f"model.path {path}: {part}/config.json has no '{key}', which every {part} config must give."
                 )
     if root.is_dir():
-        check_weights(root, {part.name: configs[part.name] for part in family.weighted}, allow_pickle, family)
+        check_weights(root, {part.name: configs[part.name] for part in family.weighted if part.name in configs},
+                      allow_pickle, family)
         info.extras = {p.name for p in root.iterdir() if p.is_dir()} - set(family.part_names)
     return info

@@ -50,10 +50,12 @@ def expected_tensors(part: Part, folder: Path, config: dict[str, Any]) -> dict[s
 
 
 def meta_tensors(part: Part, config: Any) -> dict[str, tuple[int, ...]]:
-    """Build the part's model from its config on the meta device (no memory) and list its tensors' shapes."""
+    """Build the part's model from its config on the meta device (no memory) and list its tensors' shapes, less the
+    ones tied to another (T5's encoder.embed_tokens is its shared embedding, stored once)."""
     with torch.device("meta"):
         model = part.loader(config) if part.config is not None else part.loader.from_config(config)
-    return {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+    tied = getattr(model, "all_tied_weights_keys", None) or {}
+    return {name: tuple(tensor.shape) for name, tensor in model.state_dict().items() if name not in tied}
 
 
 def weight_files(folder: Path, stem: str) -> list[Path] | None:

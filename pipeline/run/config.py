@@ -124,6 +124,7 @@ class Config:
     negative_prompt: str = ""
     prompt_syntax: str = "a1111"
     clip_skip: int = 1
+    max_sequence_length: Optional[int] = None  # T5's tokens (SD3, FLUX); null = the family's (SD3 256); longer cut
     loras: list[LoraEntry] = field(default_factory=list)
     lora_dir: str = "models/loras"
     embeddings: list[str] = field(default_factory=list)

@@ -37,7 +37,7 @@ from pipeline.speed.performance import apply_performance, check_model_fits, chec
 from pipeline.text.check import check_prompt_options
 from pipeline.run.processes import my_share, process_device
 from pipeline.models.precision import DtypeChoice, announce, check_dtype_name, choose_dtype
-from pipeline.engine.schedulers import SCHEDULERS, check_options, check_runnable, make_scheduler, resolve
+from pipeline.engine.schedulers import SCHEDULERS, check_known, check_options, check_runnable, make_scheduler, resolve
 from pipeline.models.single_file import model_hash
 from pipeline.text.encoding import warn_about_prompt
 from pipeline.variants import VARIANTS
@@ -112,14 +112,15 @@ def check(cfg: DictConfig) -> Plan:
     """Validate every key and the model folder's configs; raises UserError before any weights load."""
     if cfg.task not in VARIANTS:
         raise UserError(f"task must be one of {', '.join(VARIANTS)}; got '{cfg.task}'.")
-    scheduler = resolve(cfg.scheduler.name)
-    check_options(scheduler, scheduler_options_of(cfg))
+    check_known(cfg.scheduler.name)
     _check_numbers(cfg)
     check_counts(cfg)
     device = resolve_device(cfg.model.device)
     check_dtype_name(cfg.model.dtype)
     check_performance(cfg.performance, device)
     info = inspect_model(cfg.model.path, cfg.model.allow_pickle, cfg.model.config)
+    scheduler = resolve(cfg.scheduler.name, info.family.schedulers, f"model.path {cfg.model.path}")
+    check_options(scheduler, scheduler_options_of(cfg))
     check_runnable(scheduler, info.scheduler, scheduler_options_of(cfg), cfg.steps)
     check_prompt_options(cfg, info.text_encoder, info.family.syntaxes, info.family.label)
     check_size_keys(cfg, info.family)
@@ -152,7 +153,8 @@ def generate_images(
     frames).
     """
     generators = generators_for(seeds)
-    scheduler = make_scheduler(cfg.scheduler.name, components.scheduler_config, scheduler_options_of(cfg), seeds)
+    key = resolve(cfg.scheduler.name, components.family.schedulers)
+    scheduler = make_scheduler(key, components.scheduler_config, scheduler_options_of(cfg), seeds)
     if conditioning is None:
         guided = is_guided(cfg.guidance_scale, components.unet.config)
         conditioning = components.family.encode(components, cfg, len(seeds), guided, (height, width))

@@ -32,8 +32,20 @@ def check_performance(perf, device: torch.device) -> None:
         raise UserError(f"performance.token_merging must be a ratio in [0, {MAX_RATIO}]; got {perf.token_merging}.")
 
 
+UNET_ONLY = ("deepcache_interval", "token_merging", "attention_slicing", "channels_last")  # options that reach into
+# a UNet's blocks; a transformer (SD3) takes none of them yet
+
+
 def check_model_fits(perf, unet_config: dict) -> None:
-    """Refuse a DeepCache branch the model's UNet does not have, from its config alone."""
+    """Refuse a DeepCache branch the model's UNet does not have, and the UNet-only options for a transformer, from
+    the denoiser's config alone."""
+    cls = unet_config.get("_class_name", "UNet2DConditionModel")
+    if cls != "UNet2DConditionModel":
+        used = [key for key in UNET_ONLY if perf[key] not in (0, 1, False)]
+        if used:
+            raise UserError(f"performance.{used[0]} works on a UNet's blocks; this model's denoiser is a {cls}, so "
+                            "leave it at its default.")
+        return
     blocks = len(unet_config.get("down_block_types", UNET_DEFAULT_BLOCKS))
     if perf.deepcache_interval > 1 and perf.deepcache_branch >= blocks:
         raise UserError(f"performance.deepcache_branch must be below {blocks}, the UNet's number of down blocks; "
@@ -43,7 +55,8 @@ def check_model_fits(perf, unet_config: dict) -> None:
 def apply_performance(components: Components, perf) -> None:
     """SDPA attention always; then the opt-in slicing, channels_last, token merging, VAE tiling/slicing, offload
     and compile (DeepCache is applied per batch by generate_images)."""
-    components.unet.set_attn_processor(AttnProcessor2_0())
+    if isinstance(components.unet, UNet2DConditionModel):  # a transformer's own processors use SDPA already
+        components.unet.set_attn_processor(AttnProcessor2_0())
     components.vae.set_attn_processor(AttnProcessor2_0())
     if perf.attention_slicing:
         components.unet.set_attention_slice("auto")

@@ -31,9 +31,10 @@ def pooled_output(tokenizer, text_encoder, text: str, syntax: str, device: torch
 
 
 def encode_pairs(pairs: list[tuple], texts: list[str], device: torch.device, syntax: str, clip_skip: int,
-                 keys: list[str]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+                 keys: list[str], pool_each: bool = False) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """([hidden states], [pooled outputs]) of each text: every pair's hidden states (the penultimate layer at clip
-    skip 1) joined on the feature axis, the pooled output from the last pair."""
+    skip 1) joined on the feature axis, the pooled output from the last pair (SDXL) or every pair's joined
+    (`pool_each`: SD3's pooled projection reads both CLIPs')."""
     encoded = [encode_texts(tok, enc, texts, device, syntax, clip_skip, keys, PENULTIMATE) for tok, enc in pairs]
     longest = max(z.shape[1] for per_text in encoded for z in per_text)
     if any(z.shape[1] != longest for per_text in encoded for z in per_text):  # a1111's chunks, counted per tokenizer
@@ -41,6 +42,7 @@ def encode_pairs(pairs: list[tuple], texts: list[str], device: torch.device, syn
                    for tok, enc in pairs]
     dtype = pairs[-1][1].dtype
     hidden = [torch.cat([per_text[i] for per_text in encoded], dim=-1).to(dtype) for i in range(len(texts))]
-    tokenizer, text_encoder = pairs[-1]
-    pooled = [pooled_output(tokenizer, text_encoder, text, syntax, device).to(dtype) for text in texts]
+    pooling = pairs if pool_each else pairs[-1:]
+    pooled = [torch.cat([pooled_output(tok, enc, text, syntax, device) for tok, enc in pooling], dim=-1).to(dtype)
+              for text in texts]
     return hidden, pooled

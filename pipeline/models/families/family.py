@@ -11,6 +11,7 @@ from typing import Any, Callable, Optional
 
 from pipeline.engine.conditioning import Conditioning
 from pipeline.engine.model_call import ModelCall
+from pipeline.engine.schedulers import NOISE
 from pipeline.text.syntaxes import SYNTAXES
 
 
@@ -23,6 +24,7 @@ class Part:
     loader: type
     weighted: bool = True
     config: Optional[type] = None  # the class that reads a weighted part's config, when not the loader itself
+    optional: bool = False  # a model may leave it out (SD3's T5: model_index.json then names it null)
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class Family:
     single_file: Optional[SingleFile] = None
     syntaxes: tuple[str, ...] = SYNTAXES  # the prompt syntaxes its text side reads
     pipelines: tuple[str, ...] = ()  # the diffusers pipeline classes a model_index.json of this family names
+    schedulers: str = NOISE  # the kind of scheduler its denoiser is sampled with (engine/schedulers.py)
 
     @property
     def part_names(self) -> tuple[str, ...]:
@@ -61,6 +64,11 @@ class Family:
     def weighted(self) -> tuple[Part, ...]:
         """The parts with weight files."""
         return tuple(part for part in self.parts if part.weighted)
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        """The part folders every model of the family has (all but the optional ones)."""
+        return tuple(part.name for part in self.parts if not part.optional)
 
     def part(self, name: str) -> Part:
         """The part called `name`."""

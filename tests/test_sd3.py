@@ -1,0 +1,119 @@
+"""Stable Diffusion 3 through the one loop: our txt2img equals diffusers' StableDiffusion3Pipeline on tiny SD3 folders
+(with T5; SD3.5-shaped without it) for every flow-matching scheduler, within 1/255; the schedulers belong to the
+model's kind; the T5 length limit and the UNet-only options are checked before loading."""
+
+import logging
+
+import numpy as np
+import pytest
+from diffusers import StableDiffusion3Pipeline
+
+from conftest import generators, make_config, max_pixel_difference
+from pipeline.common.errors import UserError
+from pipeline.engine.schedulers import FLOW, KINDS, NOISE, SCHEDULERS, make_scheduler, resolve, serving
+from pipeline.lab.fixtures.tiny_sd3 import build_tiny_sd3
+from pipeline.run import generate
+
+TOLERANCE = 1  # out of 255, per pixel
+SEED, COUNT, STEPS, PROMPT, NEGATIVE = 3, 2, 4, "a red circle", "blue"
+KINDS_OF_MODEL = {"t5": dict(t5=True, sd35=False), "sd35_no_t5": dict(t5=False, sd35=True)}
+
+
+@pytest.fixture(scope="module")
+def sd3_models(tmp_path_factory) -> dict:
+    """A tiny SD3 with its T5, and a tiny SD3.5-shaped one (RMS-normed queries and keys, a dual-attention layer)
+    whose model_index.json leaves T5 out."""
+    root = tmp_path_factory.mktemp("sd3")
+    return {name: build_tiny_sd3(root / name, **kwargs) for name, kwargs in KINDS_OF_MODEL.items()}
+
+
+def ours(folder, out, name, **overrides):
+    """Our images for two seeds in one batch."""
+    settings = dict(scheduler__name=name, steps=STEPS, num_images=COUNT, batch_size=COUNT, seed=SEED, prompt=PROMPT)
+    cfg = make_config(folder, out, **{**settings, **overrides})
+    plan = generate.check(cfg)
+    components = generate.load(plan)
+    return plan, generate.generate_images(components, cfg, plan.seeds, plan.height, plan.width, progress=False)
+
+
+def theirs(folder, key, t5: bool, **kwargs):
+    """diffusers' images with the same scheduler and one generator per image."""
+    parts = {} if t5 else dict(text_encoder_3=None, tokenizer_3=None)
+    pipe = StableDiffusion3Pipeline.from_pretrained(folder, **parts)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.scheduler = make_scheduler(key, dict(pipe.scheduler.config), {}, [SEED + i for i in range(COUNT)])
+    return pipe(PROMPT, num_inference_steps=STEPS, num_images_per_prompt=COUNT, generator=generators(SEED, COUNT),
+                output_type="np", **kwargs).images
+
+
+@pytest.mark.parametrize("model", list(KINDS_OF_MODEL))
+@pytest.mark.parametrize("name", list(serving(FLOW)))
+def test_txt2img_equals_diffusers(sd3_models, tmp_path, model, name):
+    """Guided, with a negative prompt: every flow-matching scheduler."""
+    plan, images = ours(sd3_models[model], tmp_path, name, negative_prompt=NEGATIVE, guidance_scale=5.0)
+    assert (plan.width, plan.height) == (32, 32)  # the transformer's sample_size x the VAE factor
+    reference = theirs(sd3_models[model], name, KINDS_OF_MODEL[model]["t5"], negative_prompt=NEGATIVE,
+                       guidance_scale=5.0)
+    assert max_pixel_difference(images, reference) <= TOLERANCE
+
+
+def test_unguided_equals_diffusers(sd3_models, tmp_path):
+    """guidance_scale 1: one pass per step, no negative prompt."""
+    _, images = ours(sd3_models["t5"], tmp_path, "Euler", guidance_scale=1.0)
+    reference = theirs(sd3_models["t5"], "flow_euler", True, guidance_scale=1.0)
+    assert max_pixel_difference(images, reference) <= TOLERANCE
+
+
+def test_t5_and_the_prompt_change_the_image(sd3_models, tmp_path):
+    """The parity above proves something: the prompt changes the image, and so does T5's part of it alone (a word
+    past CLIP's 77 tokens reaches T5 only)."""
+    _, plain = ours(sd3_models["t5"], tmp_path, "Euler", guidance_scale=5.0)
+    _, other = ours(sd3_models["t5"], tmp_path, "Euler", guidance_scale=5.0, prompt="a blue square")
+    assert max_pixel_difference(plain, other) > 10
+    long = " ".join(["red"] * 80)
+    _, a = ours(sd3_models["t5"], tmp_path, "Euler", guidance_scale=5.0, prompt=f"{long} circle",
+                prompt_syntax="none")
+    _, b = ours(sd3_models["t5"], tmp_path, "Euler", guidance_scale=5.0, prompt=f"{long} square",
+                prompt_syntax="none")
+    assert max_pixel_difference(a, b) > 0
+
+
+def test_euler_means_the_flow_euler_for_a_flow_model():
+    """A1111 and Forge show one 'Euler' for both kinds; the registry picks by the model's kind."""
+    assert resolve("Euler", FLOW) == "flow_euler" and resolve("Euler", NOISE) == "euler"
+    assert resolve("heun", FLOW) == "flow_heun"
+    assert {spec.serves for spec in SCHEDULERS.values()} == set(KINDS)
+    assert all(SCHEDULERS[key].serves == FLOW for key in serving(FLOW))
+
+
+def test_a_noise_scheduler_on_a_flow_model_is_one_sentence(sd3_models, tmp_path):
+    cfg = make_config(sd3_models["t5"], tmp_path, scheduler__name="PLMS")
+    with pytest.raises(UserError) as err:
+        generate.check(cfg)
+    message = str(err.value)
+    assert "scheduler.name 'PLMS' is a sampler for noise-prediction" in message
+    assert "flow_euler (Euler)" in message and "flow_heun (Heun)" in message and message.count(".") >= 1
+
+def test_a_flow_scheduler_on_a_unet_model_is_one_sentence(tiny_model, tmp_path):
+    with pytest.raises(UserError, match="'flow_heun' is a sampler for flow matching .* takes: pndm \\(PLMS\\)"):
+        generate.check(make_config(tiny_model, tmp_path, scheduler__name="flow_heun"))
+
+
+def test_unet_only_performance_options_are_refused(sd3_models, tmp_path):
+    cfg = make_config(sd3_models["t5"], tmp_path, scheduler__name="Euler", performance__token_merging=0.5)
+    with pytest.raises(UserError, match="performance.token_merging works on a UNet's blocks; .* SD3Transformer2DModel"):
+        generate.check(cfg)
+
+
+def test_t5_length_is_a_key_with_a_warning_past_it(sd3_models, tmp_path, caplog):
+    """max_sequence_length sets T5's tokens (the states grow with it); a longer prompt is cut with a warning."""
+    cfg = make_config(sd3_models["t5"], tmp_path, scheduler__name="Euler", max_sequence_length=8,
+                      prompt="a red circle on the left")
+    plan = generate.check(cfg)
+    components = generate.load(plan)
+    with caplog.at_level(logging.WARNING, logger="pipeline"):
+        conditioning = components.family.encode(components, cfg, 1, True, (32, 32))
+    assert conditioning.cond["hidden_states"].shape[1] == 77 + 8
+    count = len(components.parts["tokenizer_3"](cfg.prompt).input_ids)
+    assert count > 8 and f"prompt is {count} T5 tokens; the T5 encoder reads the first 8" in caplog.text
+    assert np.isfinite(conditioning.cond["hidden_states"].numpy()).all()
