@@ -6,13 +6,16 @@ import logging
 
 import numpy as np
 import pytest
-from diffusers import StableDiffusion3Pipeline
+from diffusers import StableDiffusion3Img2ImgPipeline, StableDiffusion3InpaintPipeline, StableDiffusion3Pipeline
+from PIL import Image
 
 from conftest import generators, make_config, max_pixel_difference
 from pipeline.common.errors import UserError
+from pipeline.engine.latents import decode, to_pil
 from pipeline.engine.schedulers import FLOW, KINDS, NOISE, SCHEDULERS, make_scheduler, resolve, serving
 from pipeline.lab.fixtures.tiny_sd3 import build_tiny_sd3
 from pipeline.run import generate
+from pipeline.variants.base import cut_timesteps
 
 TOLERANCE = 1  # out of 255, per pixel
 SEED, COUNT, STEPS, PROMPT, NEGATIVE = 3, 2, 4, "a red circle", "blue"
@@ -117,3 +120,100 @@ def test_t5_length_is_a_key_with_a_warning_past_it(sd3_models, tmp_path, caplog)
     count = len(components.parts["tokenizer_3"](cfg.prompt).input_ids)
     assert count > 8 and f"prompt is {count} T5 tokens; the T5 encoder reads the first 8" in caplog.text
     assert np.isfinite(conditioning.cond["hidden_states"].numpy()).all()
+
+
+@pytest.fixture(scope="module")
+def picture(tmp_path_factory):
+    """A 32x32 noise picture."""
+    path = tmp_path_factory.mktemp("sd3_inputs") / "picture.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def mask(tmp_path_factory):
+    """A mask over part of the picture's right half."""
+    path = tmp_path_factory.mktemp("sd3_inputs") / "mask.png"
+    array = np.zeros((32, 32), np.uint8)
+    array[4:28, 16:30] = 255
+    Image.fromarray(array, mode="L").save(path)
+    return path
+
+
+@pytest.mark.parametrize("name", ["flow_euler", "flow_heun"])
+@pytest.mark.parametrize("strength", [0.7, 0.5])
+def test_img2img_equals_diffusers(sd3_models, tmp_path, picture, name, strength):
+    """The image encoded per generator, less the VAE's shift, noised by scale_noise at the first kept sigma. (diffusers'
+    SD3 img2img encodes image[i] for generator i, so it is given the picture once per image.)"""
+    settings = dict(negative_prompt=NEGATIVE, guidance_scale=5.0, strength=strength)
+    _, images = ours(sd3_models["t5"], tmp_path, name, task="img2img", image=str(picture), steps=5, **settings)
+    pipe = StableDiffusion3Img2ImgPipeline.from_pretrained(sd3_models["t5"])
+    pipe.set_progress_bar_config(disable=True)
+    pipe.scheduler = make_scheduler(name, dict(pipe.scheduler.config), {}, [SEED + i for i in range(COUNT)])
+    reference = pipe([PROMPT] * COUNT, image=[Image.open(picture)] * COUNT, num_inference_steps=5,
+                     negative_prompt=[NEGATIVE] * COUNT, guidance_scale=5.0, strength=strength,
+                     generator=generators(SEED, COUNT), output_type="np").images
+    assert max_pixel_difference(images, reference) <= TOLERANCE
+
+
+def test_flow_img2img_rounds_the_skipped_steps_down():
+    """SD3's and FLUX's get_timesteps skip int(steps - steps x strength) steps; SD's keep int(steps x strength):
+    at 5 steps and strength 0.7 a flow model runs 4 steps, a UNet model 3."""
+    flow = make_scheduler("flow_euler", {"shift": 3.0}, {}, [0])
+    noise = make_scheduler("euler", {}, {}, [0])
+    assert len(cut_timesteps(flow, 5, 0.7, "cpu", FLOW)) == 4 and len(cut_timesteps(noise, 5, 0.7, "cpu")) == 3
+
+
+@pytest.mark.parametrize("name", ["flow_euler", "flow_heun"])
+@pytest.mark.parametrize("strength", [0.7, 1.0])
+def test_inpaint_equals_diffusers_latents(sd3_models, tmp_path, picture, mask, name, strength):
+    """A 16-channel transformer gets the known latents, noised by scale_noise to the next sigma, blended back after
+    every step. diffusers' SD3 inpaint decodes without the VAE's shift (its other SD3 pipelines add it; diffusers
+    issue 13611, item 1), so its latents are compared, decoded as its txt2img decodes. One image: its per-image
+    encode uses the first generator for every image, where ours gives each image its own."""
+    settings = dict(guidance_scale=5.0, strength=strength, steps=5, num_images=1, batch_size=1)
+    _, images = ours(sd3_models["t5"], tmp_path, name, task="inpaint", image=str(picture), mask=str(mask), **settings)
+    pipe = StableDiffusion3InpaintPipeline.from_pretrained(sd3_models["t5"])
+    pipe.set_progress_bar_config(disable=True)
+    pipe.scheduler = make_scheduler(name, dict(pipe.scheduler.config), {}, [SEED])
+    latents = pipe(PROMPT, image=Image.open(picture), mask_image=Image.open(mask), num_inference_steps=5,
+                   guidance_scale=5.0, strength=strength, generator=generators(SEED, 1), output_type="latent").images
+    reference = to_pil(decode(pipe.vae, latents))
+    assert max_pixel_difference(images, reference) <= TOLERANCE
+    # the blending is what makes it inpaint: without it, the same draws would give img2img's image
+    _, plain = ours(sd3_models["t5"], tmp_path, name, task="img2img", image=str(picture), **settings)
+    assert max_pixel_difference(images, plain) > 10
+
+
+SLG = dict(skip_layer_guidance__layers="[1]", skip_layer_guidance__scale=2.8, skip_layer_guidance__start=0.01,
+           skip_layer_guidance__stop=0.6)
+
+
+def test_skip_layer_guidance_equals_diffusers(sd3_models, tmp_path):
+    """SD3.5's skip-layer guidance on the steps strictly inside its window (steps 1 and 2 of 5 here), and it changes
+    the image."""
+    settings = dict(negative_prompt=NEGATIVE, guidance_scale=5.0, steps=5)
+    _, images = ours(sd3_models["sd35_no_t5"], tmp_path, "Euler", **settings, **SLG)
+    _, plain = ours(sd3_models["sd35_no_t5"], tmp_path, "Euler", **settings)
+    assert max_pixel_difference(images, plain) > 10
+    pipe = StableDiffusion3Pipeline.from_pretrained(sd3_models["sd35_no_t5"], text_encoder_3=None, tokenizer_3=None)
+    pipe.set_progress_bar_config(disable=True)
+    reference = pipe(PROMPT, negative_prompt=NEGATIVE, num_inference_steps=5, guidance_scale=5.0,
+                     num_images_per_prompt=COUNT, generator=generators(SEED, COUNT), output_type="np",
+                     skip_guidance_layers=[1], skip_layer_guidance_scale=2.8, skip_layer_guidance_start=0.01,
+                     skip_layer_guidance_stop=0.6).images
+    assert max_pixel_difference(images, reference) <= TOLERANCE
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("layers", "[2]", "block numbers from 0 to 1"), ("start", 0.7, "0 <= start < stop <= 1"),
+    ("scale", -1.0, "a number >= 0")])
+def test_skip_layer_guidance_is_checked_before_loading(sd3_models, tmp_path, key, value, message):
+    settings = {**SLG, f"skip_layer_guidance__{key}": value}
+    with pytest.raises(UserError, match=message.replace("(", "\\(")):
+        generate.check(make_config(sd3_models["sd35_no_t5"], tmp_path, scheduler__name="Euler", **settings))
+
+
+def test_skip_layer_guidance_is_refused_on_a_unet(tiny_model, tmp_path):
+    with pytest.raises(UserError, match="applies to SD3's transformer; this model's denoiser is a UNet2DCondition"):
+        generate.check(make_config(tiny_model, tmp_path, **SLG))

@@ -212,6 +212,14 @@ def scale_input(scheduler, latents, t):
     return latents if scale is None else scale(latents, t)
 
 
+def add_noise(scheduler, latents, noise, timesteps):
+    """Latents noised to `timesteps` (one per latent): add_noise's sqrt(alpha) mixture, or for a flow-matching
+    scheduler its scale_noise, sigma x noise + (1 - sigma) x latents at the begin index set before."""
+    if hasattr(scheduler, "add_noise"):
+        return scheduler.add_noise(latents, noise, timesteps)
+    return scheduler.scale_noise(latents, timesteps, noise)
+
+
 def step_kwargs(scheduler, generators: list) -> dict[str, Any]:
     """The per-image generators for schedulers whose step draws noise (ancestral, SDE), as diffusers passes them."""
     params = inspect.signature(scheduler.step).parameters

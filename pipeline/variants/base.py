@@ -11,6 +11,7 @@ from pipeline.models.components import Components
 from pipeline.models.inspect import ModelInfo
 from pipeline.common.errors import UserError
 from pipeline.common.inputs import read_image
+from pipeline.engine.schedulers import FLOW, NOISE
 
 
 @dataclass
@@ -44,12 +45,13 @@ class RunContext:
 
 
 def require_unet_channels(info: ModelInfo, allowed: tuple[int, ...], task: str) -> None:
-    """Refuse a model whose UNet input channels do not fit the task, before its weights load."""
+    """Refuse a model whose denoiser's input channels do not fit the task, before its weights load."""
     channels = info.unet.get("in_channels")
     if channels not in allowed:
         kinds = " or ".join(str(c) for c in allowed)
+        denoiser = "UNet" if info.family.denoiser == "unet" else info.family.denoiser
         raise UserError(
-            f"task '{task}' needs a UNet with {kinds} input channels (model.path {info.path} has {channels})."
+            f"task '{task}' needs a {denoiser} with {kinds} input channels (model.path {info.path} has {channels})."
         )
 
 
@@ -85,10 +87,12 @@ def image_size(cfg, info: ModelInfo) -> tuple[int, int]:
     return check_own_size(cfg, info, input_size(cfg), f"image file {cfg.image}", "set height and width to resize it")
 
 
-def cut_timesteps(scheduler, steps: int, strength: float, device: torch.device) -> torch.Tensor:
-    """The last strength x steps timesteps, as diffusers' get_timesteps keeps them (and sets the begin index)."""
+def cut_timesteps(scheduler, steps: int, strength: float, device: torch.device, kind: str = NOISE) -> torch.Tensor:
+    """The last strength x steps timesteps, as diffusers' get_timesteps keeps them (and sets the begin index): SD's
+    pipelines round the kept count down, SD3's and FLUX's (flow kind) round the skipped count down instead."""
     scheduler.set_timesteps(steps, device=device)
-    start = (steps - min(int(steps * strength), steps)) * scheduler.order
+    skipped = int(max(steps - steps * strength, 0)) if kind == FLOW else steps - min(int(steps * strength), steps)
+    start = skipped * scheduler.order
     if hasattr(scheduler, "set_begin_index"):
         scheduler.set_begin_index(start)
     return scheduler.timesteps[start:]

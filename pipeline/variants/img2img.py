@@ -8,12 +8,14 @@ from pipeline.models.inspect import ModelInfo
 from pipeline.common.inputs import fit, read_image
 from pipeline.engine.latents import encode, from_pil, initial_noise
 from pipeline.engine.loop import LoopSetup
+from pipeline.engine.schedulers import add_noise
 from pipeline.variants.base import RunContext, check_strength, cut_timesteps, image_size, require_unet_channels
 
 
 def check(cfg, info: ModelInfo) -> tuple[int, int]:
-    """A 4-channel UNet, a readable image and a strength that leaves steps; the image sets the default size."""
-    require_unet_channels(info, (4,), cfg.task)
+    """A denoiser that reads the latents alone, a readable image and a strength that leaves steps; the image sets
+    the default size."""
+    require_unet_channels(info, (info.latent_channels,), cfg.task)
     check_strength(cfg)
     return image_size(cfg, info)
 
@@ -28,10 +30,11 @@ def noised_latents(ctx: RunContext, image: torch.Tensor, timesteps: torch.Tensor
     """Encode the image once per generator, then add each image's noise at the first kept timestep."""
     latents = encode(ctx.components.vae, image, ctx.generators)
     noise = initial_noise(ctx.generators, ctx.latent_shape, ctx.device, ctx.dtype)
-    return ctx.scheduler.add_noise(latents, noise, timesteps[:1].repeat(len(ctx.generators)))
+    return add_noise(ctx.scheduler, latents, noise, timesteps[:1].repeat(len(ctx.generators)))
 
 
 def prepare(ctx: RunContext) -> LoopSetup:
     """Cut the timesteps by strength and start from the noised image latents (diffusers' prepare_latents)."""
-    timesteps = cut_timesteps(ctx.scheduler, ctx.cfg.steps, ctx.cfg.strength, ctx.device)
+    kind = ctx.components.family.schedulers
+    timesteps = cut_timesteps(ctx.scheduler, ctx.cfg.steps, ctx.cfg.strength, ctx.device, kind)
     return LoopSetup(latents=noised_latents(ctx, load_image(ctx), timesteps), timesteps=timesteps)

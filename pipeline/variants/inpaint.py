@@ -1,6 +1,8 @@
-"""inpaint: repaint where the mask is white. 9-channel UNets see mask + masked-image latents as extra input;
-4-channel UNets get the known region blended back after every step (diffusers' StableDiffusionInpaintPipeline);
-with `blend_known`, 9-channel UNets get both, as AUTOMATIC1111 and ComfyUI's noise mask do."""
+"""inpaint: repaint where the mask is white. Inpainting models (a UNet of 9 channels, SD3's transformer of 33: the
+latents, the mask and the masked image's latents) see the mask and masked image as extra input; plain ones (4 or 16
+channels, the latents alone) get the known region blended back after every step (diffusers'
+StableDiffusionInpaintPipeline, StableDiffusion3InpaintPipeline); with `blend_known`, inpainting models get both, as
+AUTOMATIC1111 and ComfyUI's noise mask do."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pipeline.common.errors import UserError
 from pipeline.common.inputs import fit, mask_array, read_image
 from pipeline.engine.latents import encode, from_pil, initial_noise, latent_mask
 from pipeline.engine.loop import LoopSetup
+from pipeline.engine.schedulers import add_noise, noise_sigma
 from pipeline.variants.base import (
     RunContext,
     check_strength,
@@ -23,8 +26,9 @@ from pipeline.variants.base import (
 
 
 def check(cfg, info: ModelInfo) -> tuple[int, int]:
-    """A 4- or 9-channel UNet, readable image and mask of one size, a usable strength and blur."""
-    require_unet_channels(info, (4, 9), cfg.task)
+    """A plain or inpainting denoiser (4 or 9 channels for SD's VAE, 16 or 33 for SD3's), readable image and mask of
+    one size, a usable strength and blur."""
+    require_unet_channels(info, (info.latent_channels, 2 * info.latent_channels + 1), cfg.task)
     check_strength(cfg)
     if cfg.mask_blur < 0:
         raise UserError(f"mask_blur must be a number of pixels >= 0; got {cfg.mask_blur}.")
@@ -48,17 +52,17 @@ def prepare_with(ctx: RunContext, image: Image.Image, mask: Image.Image) -> Loop
     pixels = from_pil(image).to(ctx.device, ctx.dtype)
     soft = torch.from_numpy(mask_array(mask, cfg.mask_blur))[None, None].to(ctx.device, ctx.dtype)
     binary = (soft >= 0.5).to(ctx.dtype)
-    timesteps = cut_timesteps(scheduler, cfg.steps, cfg.strength, ctx.device)
-    nine_channels = ctx.components.unet.config.in_channels == 9
+    timesteps = cut_timesteps(scheduler, cfg.steps, cfg.strength, ctx.device, ctx.components.family.schedulers)
+    nine_channels = ctx.components.unet.config.in_channels == 2 * ctx.latent_shape[0] + 1  # an inpainting model
     full_strength = cfg.strength == 1.0
     # The order of draws from each generator follows diffusers: image sample, noise, masked-image sample.
     blend = not nine_channels or cfg.blend_known
     known = encode(vae, pixels, gens) if blend or not full_strength else None
     noise = initial_noise(gens, ctx.latent_shape, ctx.device, ctx.dtype)
     if full_strength:
-        latents = noise * scheduler.init_noise_sigma
+        latents = noise * noise_sigma(scheduler)
     else:
-        latents = scheduler.add_noise(known, noise, timesteps[:1].repeat(len(gens)))
+        latents = add_noise(scheduler, known, noise, timesteps[:1].repeat(len(gens)))
     masked = encode(vae, pixels * (binary < 0.5), gens)
     small_mask = latent_mask(binary, ctx.latent_shape[1:]).repeat(len(gens), 1, 1, 1)
     setup = LoopSetup(latents=latents, timesteps=timesteps, finish=_paste_back(pixels, soft) if cfg.keep_unmasked else None)
@@ -85,7 +89,7 @@ def _blend_known(scheduler, known: torch.Tensor, noise: torch.Tensor, mask: torc
     def hook(latents: torch.Tensor, i: int, t: torch.Tensor) -> torch.Tensor:
         proper = known
         if i < len(timesteps) - 1:
-            proper = scheduler.add_noise(known, noise, timesteps[i + 1 : i + 2])
+            proper = add_noise(scheduler, known, noise, timesteps[i + 1 : i + 2])
         return (1 - mask) * proper + mask * latents
 
     return hook

@@ -24,7 +24,7 @@ def padded_size(cfg, size: tuple[int, int]) -> tuple[int, int]:
 
 def check(cfg, info: ModelInfo) -> tuple[int, int]:
     """An inpaint-capable UNet, a readable image and non-negative padding on at least one side."""
-    require_unet_channels(info, (4, 9), cfg.task)
+    require_unet_channels(info, (info.latent_channels, 2 * info.latent_channels + 1), cfg.task)
     check_strength(cfg)
     for side in SIDES:
         if cfg.outpaint[side] < 0:
