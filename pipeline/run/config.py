@@ -37,6 +37,18 @@ class SchedulerConfig:
 
 
 @dataclass
+class SkipLayerConfig:
+    """SD3.5's skip-layer guidance (diffusers' skip_guidance_layers ...): a pass with these transformer layers
+    skipped, its difference from the conditional prediction added at `scale`, between the `start` and `stop`
+    shares of the steps. No layers = off."""
+
+    layers: list[int] = field(default_factory=list)
+    scale: float = 2.8
+    start: float = 0.01
+    stop: float = 0.2
+
+
+@dataclass
 class PerformanceConfig:
     """Speed and memory options; each is measured in docs/benchmarks.md."""
 
@@ -125,6 +137,7 @@ class Config:
     prompt_syntax: str = "a1111"
     clip_skip: int = 1
     max_sequence_length: Optional[int] = None  # T5's tokens (SD3, FLUX); null = the family's (SD3 256); longer cut
+    skip_layer_guidance: SkipLayerConfig = field(default_factory=SkipLayerConfig)  # SD3.5 (docs/sd3.md)
     loras: list[LoraEntry] = field(default_factory=list)
     lora_dir: str = "models/loras"
     embeddings: list[str] = field(default_factory=list)

@@ -39,6 +39,7 @@ from pipeline.run.processes import my_share, process_device
 from pipeline.models.precision import DtypeChoice, announce, check_dtype_name, choose_dtype
 from pipeline.engine.schedulers import SCHEDULERS, check_known, check_options, check_runnable, make_scheduler, resolve
 from pipeline.models.single_file import model_hash
+from pipeline.models.skip_layers import check_skip_layers
 from pipeline.text.encoding import warn_about_prompt
 from pipeline.variants import VARIANTS
 from pipeline.variants.base import RunContext
@@ -127,6 +128,7 @@ def check(cfg: DictConfig) -> Plan:
     refiner = check_refiner(cfg, info, scheduler)
     precision = choose_dtype(cfg.model.dtype, device, info.unet, info.vae)
     check_model_fits(cfg.performance, info.unet)
+    check_skip_layers(cfg, info.unet)
     native = VARIANTS[cfg.task].check(cfg, info)
     height, width = _check_size(cfg, info, native)
     check_controls(cfg, info, (width, height))
