@@ -15,7 +15,7 @@ from pipeline.engine.latents import decode, to_pil
 from pipeline.engine.schedulers import FLOW, KINDS, NOISE, SCHEDULERS, make_scheduler, resolve, serving
 from pipeline.lab.fixtures.tiny_sd3 import build_tiny_sd3
 from pipeline.run import generate
-from pipeline.variants.base import cut_timesteps
+from pipeline.variants.base import kept_timesteps
 
 TOLERANCE = 1  # out of 255, per pixel
 SEED, COUNT, STEPS, PROMPT, NEGATIVE = 3, 2, 4, "a red circle", "blue"
@@ -161,7 +161,8 @@ def test_flow_img2img_rounds_the_skipped_steps_down():
     at 5 steps and strength 0.7 a flow model runs 4 steps, a UNet model 3."""
     flow = make_scheduler("flow_euler", {"shift": 3.0}, {}, [0])
     noise = make_scheduler("euler", {}, {}, [0])
-    assert len(cut_timesteps(flow, 5, 0.7, "cpu", FLOW)) == 4 and len(cut_timesteps(noise, 5, 0.7, "cpu")) == 3
+    flow.set_timesteps(5), noise.set_timesteps(5)
+    assert len(kept_timesteps(flow, 5, 0.7, FLOW)) == 4 and len(kept_timesteps(noise, 5, 0.7)) == 3
 
 
 @pytest.mark.parametrize("name", ["flow_euler", "flow_heun"])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import math
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from diffusers import (
     DDIMScheduler,
@@ -160,9 +160,11 @@ def _finite(value: Any) -> bool:
     return True
 
 
-def check_runnable(name: str, base_config: Mapping[str, Any], options: Mapping[str, Any], steps: int) -> None:
+def check_runnable(name: str, base_config: Mapping[str, Any], options: Mapping[str, Any], steps: int,
+                   schedule: Callable[[Any, int], dict] | None = None) -> None:
     """Build the scheduler and set its timesteps (no weights, milliseconds): bad option values and step counts
-    it cannot make become one sentence before any weights load."""
+    it cannot make become one sentence before any weights load. `schedule(scheduler, steps)` gives the model
+    family's further set_timesteps arguments (FLUX's sigmas and shift), which the scheduler must take."""
     cls = spec_of(name).cls.__name__
     shown = ", ".join(f"{k}={v}" for k, v in options.items()) or "none"
     try:
@@ -173,8 +175,13 @@ def check_runnable(name: str, base_config: Mapping[str, Any], options: Mapping[s
     trained = scheduler.config.num_train_timesteps
     if steps > trained:
         raise UserError(f"steps must be at most {trained} for this scheduler (its num_train_timesteps); got {steps}.")
+    extra = schedule(scheduler, steps) if schedule is not None else {}
+    missing = sorted(set(extra) - set(inspect.signature(scheduler.set_timesteps).parameters))
+    if missing:
+        raise UserError(f"{cls} cannot follow this model's schedule: its set_timesteps takes no {' or '.join(missing)} "
+                        "(the family's sigmas and resolution-dependent shift); choose another scheduler.name.")
     try:
-        scheduler.set_timesteps(steps)
+        scheduler.set_timesteps(steps, **extra)
     except Exception as err:
         raise UserError(f"{cls} cannot make steps={steps} with scheduler.options ({shown}) ({reason(err)}).") from None
     latest = int(max(scheduler.timesteps))

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from diffusers.configuration_utils import ConfigMixin
+from transformers import AutoConfig
 
 from pipeline.common.errors import UserError
 from pipeline.models.families import FAMILIES, KNOWN_PARTS, Family, family_of
@@ -77,9 +78,25 @@ class ModelInfo:
         return int(self.vae.get("latent_channels", 4))
 
     @property
+    def size_factor(self) -> int:
+        """What image sides must be multiples of: the VAE factor, times the packing of a denoiser reading patches."""
+        return self.vae_scale_factor * self.family.packing
+
+    @property
+    def size_rule(self) -> str:
+        """Why sides must be multiples of size_factor, in a few words."""
+        return "the VAE factor" if self.family.packing == 1 else f"the VAE factor x the {self.family.packing}x" \
+            f"{self.family.packing} patches the transformer reads"
+
+    @property
+    def denoiser_channels(self) -> int:
+        """The denoiser's input channels per latent cell (a packing denoiser reads packing^2 cells per token)."""
+        return int(self.unet["in_channels"]) // self.family.packing ** 2
+
+    @property
     def default_size(self) -> int:
-        """The image side the UNet was trained for: sample_size x the VAE factor."""
-        return int(self.unet["sample_size"]) * self.vae_scale_factor
+        """The image side the denoiser was trained for: sample_size (or the family's) x the VAE factor."""
+        return int(self.unet.get("sample_size") or self.family.default_sample) * self.vae_scale_factor
 
 
 def _read_config(cls: type, path: str, subfolder: str) -> dict:
@@ -90,7 +107,7 @@ def _read_config(cls: type, path: str, subfolder: str) -> dict:
             warnings.simplefilter("ignore")
             if issubclass(cls, ConfigMixin):
                 return dict(cls.load_config(path, subfolder=subfolder))
-            return cls.from_pretrained(path, subfolder=subfolder).to_dict()
+            return AutoConfig.from_pretrained(path, subfolder=subfolder).to_dict()  # CLIP's, T5's: by model_type
     except (OSError, ValueError) as err:
         if Path(path).is_dir():
             raise UserError(f"model.path {path} has no readable {subfolder} config ({type(err).__name__}).") from None
@@ -208,7 +225,7 @@ def inspect_model(path: str, allow_pickle: bool = False, config: str = "") -> Mo
     for part, keys in REQUIRED.items():
         part = family.denoiser if part == "unet" else part
         for key in keys:
-            if configs[part].get(key) is None:
+            if configs[part].get(key) is None and not (key == "sample_size" and family.default_sample):
                 raise UserError(
                     f"model.path {path}: {part}/config.json has no '{key}', which every {part} config must give."
                 )

@@ -145,6 +145,8 @@ class Config:
     steps: int = 50
     guidance_scale: float = 7.5
     guidance_rescale: float = 0.0
+    true_cfg_scale: float = 1.0  # FLUX: classifier-free guidance with the negative prompt when > 1 (guidance_scale
+    # is then FLUX-dev's distilled guidance input); other families guide by guidance_scale
     height: Optional[int] = None
     width: Optional[int] = None
     seed: int = 0

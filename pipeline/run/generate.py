@@ -19,6 +19,7 @@ from pipeline.models.addons import addon_fields, gather_embeddings, gather_loras
 from pipeline.models.addons.embeddings import Embedding, add_embeddings
 from pipeline.models.addons.lora import Lora, apply_loras
 from pipeline.models.components import Components, load_components, resolve_device
+from pipeline.models.families.keys import check_family_keys
 from pipeline.models.inspect import ModelInfo, inspect_model
 from pipeline.run.config import to_yaml
 from pipeline.engine.conditioning import Conditioning
@@ -96,13 +97,13 @@ def _check_numbers(cfg: DictConfig) -> None:
 
 def _check_size(cfg: DictConfig, info: ModelInfo, native: tuple[int, int] | None) -> tuple[int, int]:
     """Height and width, defaulting to the input image's size or the model's, each divisible by the VAE factor."""
-    factor = info.vae_scale_factor
+    factor = info.size_factor
     defaults = {"width": native[0], "height": native[1]} if native else {}
     sizes = []
     for key in ("height", "width"):
         value = cfg[key] if cfg[key] is not None else defaults.get(key, info.default_size)
         if value < factor or value % factor:
-            raise UserError(f"{key} must be a positive multiple of {factor} (the VAE factor); got {value}.")
+            raise UserError(f"{key} must be a positive multiple of {factor} ({info.size_rule}); got {value}.")
         source = "" if cfg[key] is not None else " (the input's size)" if native else " (the model's size)"
         check_side(key, value, source)
         sizes.append(value)
@@ -122,8 +123,11 @@ def check(cfg: DictConfig) -> Plan:
     info = inspect_model(cfg.model.path, cfg.model.allow_pickle, cfg.model.config)
     scheduler = resolve(cfg.scheduler.name, info.family.schedulers, f"model.path {cfg.model.path}")
     check_options(scheduler, scheduler_options_of(cfg))
-    check_runnable(scheduler, info.scheduler, scheduler_options_of(cfg), cfg.steps)
+    side = info.default_size // info.vae_scale_factor  # any latent size shows whether the schedule can be made
+    check_runnable(scheduler, info.scheduler, scheduler_options_of(cfg), cfg.steps,
+                   lambda s, steps: info.family.timestep_options(s, steps, (info.latent_channels, side, side)))
     check_prompt_options(cfg, info.text_encoder, info.family.syntaxes, info.family.label)
+    check_family_keys(cfg, info.family)
     check_size_keys(cfg, info.family)
     refiner = check_refiner(cfg, info, scheduler)
     precision = choose_dtype(cfg.model.dtype, device, info.unet, info.vae)
@@ -158,7 +162,7 @@ def generate_images(
     key = resolve(cfg.scheduler.name, components.family.schedulers)
     scheduler = make_scheduler(key, components.scheduler_config, scheduler_options_of(cfg), seeds)
     if conditioning is None:
-        guided = is_guided(cfg.guidance_scale, components.unet.config)
+        guided = is_guided(components.family.cfg_scale(cfg), components.unet.config)
         conditioning = components.family.encode(components, cfg, len(seeds), guided, (height, width))
     ctx = RunContext(cfg, components, scheduler, generators, height, width, noise)
     setup = VARIANTS[cfg.task].prepare(ctx)
@@ -169,8 +173,9 @@ def generate_images(
     if refiner is not None:
         setup.timesteps = first_expert(scheduler, setup.timesteps, cfg.refiner.switch_at)
     latents = denoise(
-        model_call(components, cfg, setup, ctx), scheduler, setup, conditioning, cfg.guidance_scale, cfg.guidance_rescale,
-        generators, callback=callback, progress=progress, guidance_cutoff=cfg.performance.guidance_cutoff,
+        model_call(components, cfg, setup, ctx), scheduler, setup, conditioning, components.family.cfg_scale(cfg),
+        cfg.guidance_rescale, generators, callback=callback, progress=progress,
+        guidance_cutoff=cfg.performance.guidance_cutoff,
     )
     if refiner is not None:
         latents = refine(refiner, cfg, latents, seeds, generators, (height, width), progress, callback)

@@ -17,8 +17,9 @@ from pipeline.text.tags import strip_tags
 
 @torch.no_grad()
 def pooled_output(tokenizer, text_encoder, text: str, syntax: str, device: torch.device) -> torch.Tensor:
-    """A CLIPTextModelWithProjection's pooled output for a text, (1, projection_dim): of its first 75-token chunk
-    without the emphasis (A1111 pools the first chunk), of what compel pools, or of its 77 tokens (none)."""
+    """A CLIP text encoder's pooled output for a text: the projected one of a CLIPTextModelWithProjection (SDXL,
+    SD3), the pooler output of a plain CLIPTextModel (FLUX); of its first 75-token chunk without the emphasis (A1111
+    pools the first chunk), of what compel pools, or of its 77 tokens (none)."""
     text = expand_tokens(strip_tags(text), tokenizer)
     if syntax == "compel":
         return compel_for(tokenizer, text_encoder, device, PENULTIMATE, pooled=True)(text)[1]
@@ -27,7 +28,8 @@ def pooled_output(tokenizer, text_encoder, text: str, syntax: str, device: torch
     else:
         ids = tokenizer(text, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
                         return_tensors="pt").input_ids
-    return text_encoder(ids.to(device))[0]
+    output = text_encoder(ids.to(device))
+    return output.text_embeds if hasattr(output, "text_embeds") else output.pooler_output
 
 
 def encode_pairs(pairs: list[tuple], texts: list[str], device: torch.device, syntax: str, clip_skip: int,

@@ -46,7 +46,7 @@ class RunContext:
 
 def require_unet_channels(info: ModelInfo, allowed: tuple[int, ...], task: str) -> None:
     """Refuse a model whose denoiser's input channels do not fit the task, before its weights load."""
-    channels = info.unet.get("in_channels")
+    channels = info.denoiser_channels
     if channels not in allowed:
         kinds = " or ".join(str(c) for c in allowed)
         denoiser = "UNet" if info.family.denoiser == "unet" else info.family.denoiser
@@ -74,11 +74,11 @@ def input_size(cfg, key: str = "image") -> tuple[int, int]:
 def check_own_size(cfg, info: ModelInfo, size: tuple[int, int], what: str, remedy: str) -> tuple[int, int]:
     """The input's (width, height), checked against the VAE factor on each side that height/width leave to it;
     a mismatch names the input and its file, not `height` (which the user never set)."""
-    factor = info.vae_scale_factor
+    factor = info.size_factor
     unset = [side for key, side in (("width", size[0]), ("height", size[1])) if cfg[key] is None]
     if any(side < factor or side % factor for side in unset):
         raise UserError(f"{what} is {size[0]}x{size[1]}; to be used at that size its sides must be multiples of "
-                        f"{factor} (the VAE factor), so {remedy}.")
+                        f"{factor} ({info.size_rule}), so {remedy}.")
     return size
 
 
@@ -87,10 +87,21 @@ def image_size(cfg, info: ModelInfo) -> tuple[int, int]:
     return check_own_size(cfg, info, input_size(cfg), f"image file {cfg.image}", "set height and width to resize it")
 
 
-def cut_timesteps(scheduler, steps: int, strength: float, device: torch.device, kind: str = NOISE) -> torch.Tensor:
-    """The last strength x steps timesteps, as diffusers' get_timesteps keeps them (and sets the begin index): SD's
-    pipelines round the kept count down, SD3's and FLUX's (flow kind) round the skipped count down instead."""
-    scheduler.set_timesteps(steps, device=device)
+def set_timesteps(ctx: "RunContext") -> None:
+    """The scheduler's timesteps for the run's steps, with what the family adds (FLUX: its sigmas and shift)."""
+    options = ctx.components.family.timestep_options(ctx.scheduler, ctx.cfg.steps, ctx.latent_shape)
+    ctx.scheduler.set_timesteps(ctx.cfg.steps, device=ctx.device, **options)
+
+
+def cut_timesteps(ctx: "RunContext") -> torch.Tensor:
+    """The run's timesteps, cut by its strength (kept_timesteps)."""
+    set_timesteps(ctx)
+    return kept_timesteps(ctx.scheduler, ctx.cfg.steps, ctx.cfg.strength, ctx.components.family.schedulers)
+
+
+def kept_timesteps(scheduler, steps: int, strength: float, kind: str = NOISE) -> torch.Tensor:
+    """The last strength x steps of the set timesteps, as diffusers' get_timesteps keeps them (and sets the begin
+    index): SD's pipelines round the kept count down, SD3's and FLUX's (flow kind) round the skipped count down."""
     skipped = int(max(steps - steps * strength, 0)) if kind == FLOW else steps - min(int(steps * strength), steps)
     start = skipped * scheduler.order
     if hasattr(scheduler, "set_begin_index"):

@@ -90,7 +90,7 @@ def prepare(ctx: RunContext) -> LoopSetup:
     """img2img's starting latents plus a model_input hook appending the depth channel."""
     depth = given_depth(ctx) if ctx.cfg.depth_map is not None else estimate_depth(ctx)
     condition = depth_condition(ctx, depth)
-    timesteps = cut_timesteps(ctx.scheduler, ctx.cfg.steps, ctx.cfg.strength, ctx.device)
+    timesteps = cut_timesteps(ctx)
 
     def with_depth(model_in: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return torch.cat([model_in, condition.repeat(model_in.shape[0] // len(condition), 1, 1, 1)], dim=1)

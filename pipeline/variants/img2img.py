@@ -35,6 +35,5 @@ def noised_latents(ctx: RunContext, image: torch.Tensor, timesteps: torch.Tensor
 
 def prepare(ctx: RunContext) -> LoopSetup:
     """Cut the timesteps by strength and start from the noised image latents (diffusers' prepare_latents)."""
-    kind = ctx.components.family.schedulers
-    timesteps = cut_timesteps(ctx.scheduler, ctx.cfg.steps, ctx.cfg.strength, ctx.device, kind)
+    timesteps = cut_timesteps(ctx)
     return LoopSetup(latents=noised_latents(ctx, load_image(ctx), timesteps), timesteps=timesteps)

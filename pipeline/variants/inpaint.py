@@ -52,7 +52,7 @@ def prepare_with(ctx: RunContext, image: Image.Image, mask: Image.Image) -> Loop
     pixels = from_pil(image).to(ctx.device, ctx.dtype)
     soft = torch.from_numpy(mask_array(mask, cfg.mask_blur))[None, None].to(ctx.device, ctx.dtype)
     binary = (soft >= 0.5).to(ctx.dtype)
-    timesteps = cut_timesteps(scheduler, cfg.steps, cfg.strength, ctx.device, ctx.components.family.schedulers)
+    timesteps = cut_timesteps(ctx)
     nine_channels = ctx.components.unet.config.in_channels == 2 * ctx.latent_shape[0] + 1  # an inpainting model
     full_strength = cfg.strength == 1.0
     # The order of draws from each generator follows diffusers: image sample, noise, masked-image sample.

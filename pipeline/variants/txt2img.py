@@ -11,7 +11,7 @@ from pipeline.models.inspect import ModelInfo
 from pipeline.engine.latents import initial_noise
 from pipeline.engine.loop import LoopSetup
 from pipeline.engine.schedulers import noise_sigma
-from pipeline.variants.base import RunContext, require_unet_channels
+from pipeline.variants.base import RunContext, require_unet_channels, set_timesteps
 
 
 log = logging.getLogger("pipeline")
@@ -29,6 +29,6 @@ def check(cfg, info: ModelInfo) -> None:
 
 def prepare(ctx: RunContext) -> LoopSetup:
     """Noise from each image's generator (as diffusers' prepare_latents), or the given noise, and all timesteps."""
-    ctx.scheduler.set_timesteps(ctx.cfg.steps, device=ctx.device)
+    set_timesteps(ctx)
     noise = ctx.noise if ctx.noise is not None else initial_noise(ctx.generators, ctx.latent_shape, ctx.device, ctx.dtype)
     return LoopSetup(latents=noise * noise_sigma(ctx.scheduler), timesteps=ctx.scheduler.timesteps)

@@ -32,6 +32,9 @@ def gather_loras(cfg: DictConfig, info: ModelInfo) -> list[Lora]:
     wanted = [(Path(e.path), e.weight, f"loras[{i}].path") for i, e in enumerate(cfg.loras)]
     for name, weight in lora_tags(cfg.prompt):
         wanted.append((find_in_dir(name, cfg.lora_dir), weight, f"prompt tag <lora:{name}>"))
+    if wanted and info.family.denoiser != "unet":
+        raise UserError(f"{wanted[0][2]}: LoRA files load onto UNet models here; {info.family.label} models take none "
+                        "yet (issue 29).")
     loras: list[Lora] = []
     for path, weight, key in wanted:
         if not math.isfinite(weight):
@@ -52,6 +55,9 @@ def gather_embeddings(cfg: DictConfig, info: ModelInfo) -> list[Embedding]:
     found = [(p, "embeddings_dir file") for p in in_dir(cfg.embeddings_dir, [cfg.prompt, cfg.negative_prompt])
              if p.resolve() not in named]
     family = info.family
+    if (listed or found) and family.denoiser != "unet":
+        raise UserError(f"{(listed or found)[0][1]} {(listed or found)[0][0]}: textual-inversion embeddings load into "
+                        f"UNet models' text encoders here; {family.label} models take none yet.")
     widths = {name: info.configs[name].get("hidden_size") for _, name in family.text_pairs}
     embeddings = [read_embedding(path, key, cfg.model.allow_pickle, widths, family.label)
                   for path, key in listed + found]

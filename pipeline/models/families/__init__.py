@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pipeline.models.families.family import Family, Part, SingleFile
 from pipeline.models.families.sd import SD1, SD2
+from pipeline.models.families.flux import FLUX
 from pipeline.models.families.sd3 import SD3
 from pipeline.models.families.sdxl import SDXL, SDXL_REFINER
 
-FAMILIES: dict[str, Family] = {family.name: family for family in (SDXL, SDXL_REFINER, SD1, SD2, SD3)}
+FAMILIES: dict[str, Family] = {family.name: family for family in (SDXL, SDXL_REFINER, SD1, SD2, SD3, FLUX)}
 KNOWN_PARTS: dict[str, Part] = {part.name: part for family in FAMILIES.values() for part in family.parts}
 
 __all__ = ["FAMILIES", "KNOWN_PARTS", "Family", "Part", "SingleFile", "family_of"]

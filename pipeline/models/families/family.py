@@ -36,6 +36,16 @@ class SingleFile:
     convert_text: Callable[[dict, Any], dict]  # (meta tensors, text config) -> the text encoder's diffusers tensors
 
 
+def guidance_scale_of(cfg) -> float:
+    """The classifier-free guidance scale a run asks for: guidance_scale (FLUX reads true_cfg_scale instead)."""
+    return cfg.guidance_scale
+
+
+def no_timestep_options(scheduler, steps: int, latent_shape: tuple[int, ...]) -> dict:
+    """set_timesteps' arguments besides the step count: none for most families."""
+    return {}
+
+
 @dataclass(frozen=True)
 class Family:
     """A model family: its parts, the (tokenizer, text encoder) pairs its conditioning reads, its denoiser part, and
@@ -54,6 +64,12 @@ class Family:
     syntaxes: tuple[str, ...] = SYNTAXES  # the prompt syntaxes its text side reads
     pipelines: tuple[str, ...] = ()  # the diffusers pipeline classes a model_index.json of this family names
     schedulers: str = NOISE  # the kind of scheduler its denoiser is sampled with (engine/schedulers.py)
+    packing: int = 1  # latent cells per side the denoiser reads as one token (FLUX: 2x2 patches, 4x the channels)
+    default_sample: int = 0  # the latent side when the denoiser's config has no sample_size (FLUX: 128)
+    cfg_scale: Callable[[Any], float] = guidance_scale_of  # (cfg) -> the classifier-free guidance scale
+    clip_skip: bool = True  # whether clip_skip changes its conditioning (FLUX reads CLIP's pooled output only)
+    timestep_options: Callable[[Any, int, tuple], dict] = no_timestep_options  # (scheduler, steps, latent shape)
+    # -> set_timesteps' other arguments (FLUX: its sigmas and the resolution's shift mu)
 
     @property
     def part_names(self) -> tuple[str, ...]:
