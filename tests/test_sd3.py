@@ -5,6 +5,7 @@ model's kind; the T5 length limit and the UNet-only options are checked before l
 import logging
 
 import numpy as np
+import torch
 import pytest
 from diffusers import StableDiffusion3Img2ImgPipeline, StableDiffusion3InpaintPipeline, StableDiffusion3Pipeline
 from PIL import Image
@@ -218,3 +219,24 @@ def test_skip_layer_guidance_is_checked_before_loading(sd3_models, tmp_path, key
 def test_skip_layer_guidance_is_refused_on_a_unet(tiny_model, tmp_path):
     with pytest.raises(UserError, match="applies to SD3's transformer; this model's denoiser is a UNet2DCondition"):
         generate.check(make_config(tiny_model, tmp_path, **SLG))
+
+
+def test_t5_reads_a1111_weights_as_emphasis(sd3_models, tmp_path):
+    """A weight of 1 is the plain prompt (diffusers' ids); (red:1.5) scales the states of red's tokens 1.5 times as
+    much as the others' (A1111's "Original" emphasis: all scaled back to the mean), and changes the image."""
+    from pipeline.text.t5 import encode_t5, weighted_ids
+
+    cfg = make_config(sd3_models["t5"], tmp_path, scheduler__name="Euler")
+    components = generate.load(generate.check(cfg))
+    tokenizer, encoder = components.parts["tokenizer_3"], components.parts["text_encoder_3"]
+    encode = lambda text: encode_t5(tokenizer, encoder, [text], "cpu", "a1111", 32, ["prompt"])[0]  # noqa: E731
+    assert torch.equal(encode("a (red:1.0) circle"), encode("a red circle"))
+    ids, weights, _ = weighted_ids(tokenizer, "a (red:1.5) circle", "a1111", 32)
+    plain = encoder(torch.tensor([ids]))[0]
+    ratio = (encode("a (red:1.5) circle") / plain)[0].mean(-1)
+    heavy = torch.tensor(weights) == 1.5
+    assert heavy.sum() == len(tokenizer("red", add_special_tokens=False).input_ids)
+    assert torch.allclose(ratio[heavy], 1.5 * ratio[~heavy].mean(), rtol=1e-4)
+    _, light = ours(sd3_models["t5"], tmp_path, "Euler", guidance_scale=5.0, prompt="a red circle")
+    _, strong = ours(sd3_models["t5"], tmp_path, "Euler", guidance_scale=5.0, prompt="a (red:1.8) circle")
+    assert max_pixel_difference(light, strong) > 0
