@@ -71,6 +71,17 @@ def test_txt2img_equals_diffusers(flux_models, tmp_path, model, true_cfg, name):
     assert max_pixel_difference(images, reference) <= TOLERANCE
 
 
+@pytest.mark.parametrize("name", ["flow_dpmpp_2m", "flow_unipc"])
+def test_flow_sigma_schedulers_equal_diffusers(flux_models, tmp_path, name):
+    """DPM++ 2M and UniPC with flow sigmas, the model's shift and FLUX-dev's resolution shift (mu only: they make
+    their own sigmas). On schnell, whose scheduler does not shift by resolution, FluxPipeline still hands them a mu
+    and DPM-Solver asserts; ours hands none, so they run (checked to give finite, different images)."""
+    images = ours(flux_models["dev"], tmp_path, 2, scheduler__name=name)
+    assert max_pixel_difference(images, theirs(flux_models["dev"], "txt2img", 2, name)) <= TOLERANCE
+    schnell = ours(flux_models["schnell"], tmp_path, 1, scheduler__name=name)
+    assert max_pixel_difference(schnell, ours(flux_models["schnell"], tmp_path, 1)) > 0
+
+
 @pytest.mark.parametrize("task", ["img2img", "inpaint"])
 @pytest.mark.parametrize("strength", [0.7, 1.0])
 @pytest.mark.parametrize("true_cfg", [1.0, 4.0])

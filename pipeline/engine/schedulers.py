@@ -45,6 +45,22 @@ KINDS = {NOISE: "noise-prediction diffusion (Stable Diffusion 1.x, 2.x, XL)", FL
 
 
 @dataclass(frozen=True)
+class ModelKey:
+    """An override whose value is the model's own scheduler config value (a flow model's `shift` becomes DPM-Solver's
+    `flow_shift`), or `default` where the config has none."""
+
+    key: str
+    default: Any
+
+    def __repr__(self) -> str:
+        """How the registry listing shows it."""
+        return f"<the model's {self.key}>"
+
+
+FLOW_SIGMAS = {"use_flow_sigmas": True, "prediction_type": "flow_prediction", "flow_shift": ModelKey("shift", 1.0)}
+
+
+@dataclass(frozen=True)
 class SchedulerSpec:
     """A diffusers scheduler class, the config overrides that make it this sampler, and its A1111 label."""
 
@@ -81,6 +97,8 @@ SCHEDULERS: dict[str, SchedulerSpec] = {
     "flow_euler_beta": SchedulerSpec(FlowMatchEulerDiscreteScheduler, "Euler Beta", {"use_beta_sigmas": True},
                                      serves=FLOW),
     "flow_heun": SchedulerSpec(FlowMatchHeunDiscreteScheduler, "Heun", serves=FLOW),
+    "flow_dpmpp_2m": SchedulerSpec(DPMSolverMultistepScheduler, "DPM++ 2M", FLOW_SIGMAS, serves=FLOW),
+    "flow_unipc": SchedulerSpec(UniPCMultistepScheduler, "UniPC", FLOW_SIGMAS, serves=FLOW),
 }
 
 
@@ -193,10 +211,14 @@ def check_runnable(name: str, base_config: Mapping[str, Any], options: Mapping[s
                         f"scheduler.options.timestep_spacing=trailing.")
 
 
-def scheduler_options(name: str, options: Mapping[str, Any], seeds: list[int]) -> dict[str, Any]:
-    """The full set of config overrides for a run: the registry's, then the user's, then per-image seeds."""
+def scheduler_options(name: str, options: Mapping[str, Any], seeds: list[int],
+                      base_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The full set of config overrides for a run: the registry's (a ModelKey read from the model's scheduler
+    config), then the user's, then per-image seeds."""
     spec = spec_of(name)
-    merged = {**spec.overrides, **dict(options)}
+    model = base_config or {}
+    registry = {k: model.get(v.key, v.default) if isinstance(v, ModelKey) else v for k, v in spec.overrides.items()}
+    merged = {**registry, **dict(options)}
     if "noise_sampler_seed" in inspect.signature(spec.cls.__init__).parameters:
         merged.setdefault("noise_sampler_seed", list(seeds))
     return merged
@@ -205,7 +227,7 @@ def scheduler_options(name: str, options: Mapping[str, Any], seeds: list[int]) -
 def make_scheduler(name: str, base_config: Mapping[str, Any], options: Mapping[str, Any], seeds: list[int]):
     """A fresh scheduler for one run (they are stateful), built from the model's scheduler config."""
     spec = spec_of(name)
-    return spec.cls.from_config(base_config, **scheduler_options(name, options, seeds))
+    return spec.cls.from_config(base_config, **scheduler_options(name, options, seeds, base_config))
 
 
 def noise_sigma(scheduler) -> float:

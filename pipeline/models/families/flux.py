@@ -56,10 +56,12 @@ def shift_for(config, tokens: int) -> float:
 
 
 def flux_timesteps(scheduler, steps: int, latent_shape: tuple[int, ...]) -> dict:
-    """Sigmas from 1 to 1/steps (none for a scheduler with its own flow sigmas) and the resolution's mu."""
+    """Sigmas from 1 to 1/steps (none for a scheduler with its own flow sigmas, DPM-Solver's and UniPC's) and, where
+    the scheduler shifts by resolution (FLUX-dev's config; schnell's shifts by a constant), the resolution's mu."""
     _, height, width = latent_shape
-    sigmas = None if scheduler.config.get("use_flow_sigmas") else np.linspace(1.0, 1 / steps, steps)
-    return {"sigmas": sigmas, "mu": shift_for(scheduler.config, (height // 2) * (width // 2))}
+    shifting = scheduler.config.get("use_dynamic_shifting")
+    mu = {"mu": shift_for(scheduler.config, (height // 2) * (width // 2))} if shifting else {}
+    return mu if scheduler.config.get("use_flow_sigmas") else {"sigmas": np.linspace(1.0, 1 / steps, steps), **mu}
 
 
 FLUX = Family(
