@@ -13,6 +13,7 @@ from pipeline.lab.shapes.checkpoint import read_summary, update_summary
 from pipeline.lab.shapes.controlnet_train import train_controlnet
 from pipeline.lab.shapes.depth_train import train_depth
 from pipeline.lab.shapes.export import export_model
+from pipeline.lab.shapes.flow_train import train_flow
 from pipeline.lab.shapes.inpaint_train import train_inpaint
 from pipeline.lab.shapes.lcm_train import train_lcm
 from pipeline.lab.shapes.xl_train import train_xl
@@ -59,6 +60,8 @@ def run(config: TrainConfig) -> dict:
         train_lcm(config, run_dir, latents)
     if wanted("xl"):
         train_xl(config, run_dir, vae, len(latents))
+    if wanted("flow"):
+        train_flow(config, run_dir, latents)
     return read_summary(run_dir)
 
 

@@ -123,6 +123,26 @@ class XlConfig:
 
 
 @dataclass
+class FlowConfig:
+    """The flow-matching member (issue 29): an SD3-format transformer trained from scratch by rectified flow on the
+    base's latents, read by the base's text encoder (frozen, in both CLIP slots; no T5), exported as a
+    StableDiffusion3Pipeline folder (flow_train.py)."""
+
+    export_dir: str = "models/tiny-shapes-flow"
+    layers: int = 6
+    heads: int = 4
+    head_dim: int = 24
+    t5_tokens: int = 1  # the empty T5 slot's zero tokens: configs/flow.yaml's max_sequence_length
+    shift: float = 1.0  # the exported FlowMatchEulerDiscreteScheduler's (SD3's 3.0 is for 1024-pixel images)
+    batch_size: int = 64
+    steps: int = 3000
+    lr: float = 3e-4
+    warmup_steps: int = 200
+    ema_decay: float = 0.999
+    checkpoint_every: int = 200
+
+
+@dataclass
 class TrainConfig:
     """The whole recipe: VAE -> cached latents -> UNet + text encoder -> diffusers folder."""
 
@@ -148,6 +168,7 @@ class TrainConfig:
     controlnet: ControlNetConfig = field(default_factory=ControlNetConfig)
     lcm: LcmConfig = field(default_factory=LcmConfig)
     xl: XlConfig = field(default_factory=XlConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
 
     @property
     def scheduler(self) -> dict[str, object]:
@@ -178,7 +199,7 @@ class TrainConfig:
         return self.autocast.dtype == torch.bfloat16
 
 
-STAGES = ("vae", "latents", "unet", "export", "depth", "inpaint", "controlnet", "lcm", "xl")
+STAGES = ("vae", "latents", "unet", "export", "depth", "inpaint", "controlnet", "lcm", "xl", "flow")
 PRECISIONS = ("auto", "float32", "bfloat16")
 
 

@@ -1,0 +1,60 @@
+"""The recipe's flow-matching stage (issue 29, item 7): the base's text encoder fills SD3's CLIP slots unchanged,
+the training target is rectified flow's velocity, and the stage trains from an export, resumes, and exports a
+StableDiffusion3Pipeline folder that the SD3 family and diffusers' own pipeline load and run alike."""
+
+import json
+from pathlib import Path
+
+import torch
+from diffusers import StableDiffusion3Pipeline
+from PIL import Image
+
+from conftest import generators, max_pixel_difference
+from pipeline.lab.shapes.flow_models import encode_flow, projected_encoder
+from pipeline.lab.shapes.models import build_text_encoder
+from pipeline.lab.shapes.train import main
+from pipeline.lab.shapes.train_config import load_config
+from pipeline.run import config, generate
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = str(ROOT / "configs" / "train-tiny.yaml")
+
+
+def test_the_projected_encoder_is_the_base_encoder_in_both_slots() -> None:
+    base = build_text_encoder(load_config(TINY).text, 30).eval()
+    encoder = projected_encoder(base)
+    ids = torch.randint(2, 30, (2, 77))
+    with torch.no_grad():
+        plain = base(ids, output_hidden_states=True)
+    hidden, pooled = encode_flow(encoder, ids, 3)
+    width = base.config.hidden_size
+    assert hidden.shape == (2, 77 + 3, 2 * width) and not hidden[:, 77:].any()
+    assert torch.equal(hidden[:, :77, :width], plain.hidden_states[-2]) and torch.equal(
+        hidden[:, :77, width:], plain.hidden_states[-2])
+    assert torch.allclose(pooled, torch.cat([plain.pooler_output] * 2, dim=-1), atol=1e-6)
+
+
+def test_the_stage_trains_from_an_export_resumes_and_runs_as_sd3(tmp_path: Path, monkeypatch) -> None:
+    export, flow = tmp_path / "model", tmp_path / "flow"
+    common = [TINY, f"run_dir={tmp_path / 'run'}", f"export_dir={export}", f"flow.export_dir={flow}"]
+    main(common + ["until=export"])
+    main(common + ["after=xl", "until=flow", "flow.steps=1"])
+    main(common + ["after=xl", "until=flow", "flow.steps=2"])  # resumes from step 1
+    assert torch.load(tmp_path / "run" / "flow" / "state.pt", weights_only=False)["step"] == 2
+    index = json.loads((flow / "model_index.json").read_text())
+    assert index["_class_name"] == "StableDiffusion3Pipeline" and index["text_encoder_3"] == [None, None]
+    for part, base_part in (("tokenizer", "tokenizer"), ("tokenizer_2", "tokenizer"),
+                            ("vae/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.safetensors")):
+        assert (flow / part).is_symlink() and (flow / part).resolve() == (export / base_part).resolve()
+    assert json.loads((flow / "vae" / "config.json").read_text())["shift_factor"] == 0.0
+    monkeypatch.chdir(ROOT)
+    settings = [f"model.path={flow}", "steps=3", "num_images=1", f"output_dir={tmp_path / 'out'}", "seed=5",
+                "scheduler.name=Euler", "max_sequence_length=1", "model.dtype=float32"]
+    cfg = config.load(ROOT / "configs" / "txt2img.yaml", settings)
+    [path] = generate.run(cfg, progress=False)
+    pipe = StableDiffusion3Pipeline.from_pretrained(flow, text_encoder_3=None, tokenizer_3=None)
+    pipe.set_progress_bar_config(disable=True)
+    reference = pipe(cfg.prompt, negative_prompt=cfg.negative_prompt, num_inference_steps=3,
+                     guidance_scale=cfg.guidance_scale, max_sequence_length=1, generator=generators(5, 1),
+                     output_type="np").images
+    assert max_pixel_difference([Image.open(path).convert("RGB")], reference) <= 1
