@@ -32,9 +32,6 @@ def gather_loras(cfg: DictConfig, info: ModelInfo) -> list[Lora]:
     wanted = [(Path(e.path), e.weight, f"loras[{i}].path") for i, e in enumerate(cfg.loras)]
     for name, weight in lora_tags(cfg.prompt):
         wanted.append((find_in_dir(name, cfg.lora_dir), weight, f"prompt tag <lora:{name}>"))
-    if wanted and info.family.denoiser != "unet":
-        raise UserError(f"{wanted[0][2]}: LoRA files load onto UNet models here; {info.family.label} models take none "
-                        "yet (issue 29).")
     loras: list[Lora] = []
     for path, weight, key in wanted:
         if not math.isfinite(weight):

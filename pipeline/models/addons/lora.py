@@ -1,12 +1,15 @@
-"""LoRA files (kohya / A1111 and diffusers / peft formats; SD 1.x/2.x and SDXL) applied to separately loaded parts
-through diffusers' own LoRA loaders and peft: checked on meta-device copies before any weights load, then loaded for
-real. Each key's first part names the part it is for: unet, text_encoder or text_encoder_2 (kohya's lora_te_/lora_te1_
-and lora_te2_, converted by diffusers)."""
+"""LoRA files (kohya / A1111 and diffusers / peft formats; SD 1.x/2.x, SDXL, SD3 and FLUX) applied to separately
+loaded parts through diffusers' own LoRA loaders (the family's: StableDiffusionXLLoraLoaderMixin for UNets,
+SD3LoraLoaderMixin, FluxLoraLoaderMixin, which also converts kohya's and other FLUX layouts) and peft: checked on
+meta-device copies before any weights load, then loaded for real. Each key's first part names the part it is for:
+unet or transformer, text_encoder or text_encoder_2 (kohya's lora_unet_/lora_te_/lora_te1_/lora_te2_, converted by
+diffusers)."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import inspect
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,13 +18,29 @@ from typing import Any
 import torch
 from accelerate import init_empty_weights
 from diffusers.configuration_utils import FrozenDict
-from diffusers.loaders import StableDiffusionXLLoraLoaderMixin as LoraLoader
+from diffusers.loaders import FluxLoraLoaderMixin, SD3LoraLoaderMixin, StableDiffusionXLLoraLoaderMixin
 from diffusers.loaders.lora_base import set_adapters_for_text_encoder
 
 from pipeline.common.errors import UserError, first_line
 from pipeline.common.file_checks import check_file, quietly
 
 SUFFIXES = (".safetensors", ".pt", ".ckpt", ".bin")
+LOADERS = {"SD3Transformer2DModel": SD3LoraLoaderMixin, "FluxTransformer2DModel": FluxLoraLoaderMixin}  # else UNets'
+
+
+def loader_for(denoiser_config: dict[str, Any]):
+    """diffusers' LoRA loader for the denoiser a config describes."""
+    return LOADERS.get(denoiser_config.get("_class_name", ""), StableDiffusionXLLoraLoaderMixin)
+
+
+def denoiser_name(family) -> str:
+    """How messages name the family's denoiser: UNet, or transformer."""
+    return "UNet" if family.denoiser == "unet" else family.denoiser
+
+
+def _takes(function, name: str) -> bool:
+    """Whether a loader function has the named parameter (the loaders differ: FLUX's take network alphas)."""
+    return name in inspect.signature(function).parameters
 
 
 @dataclass
@@ -54,11 +73,15 @@ def read_lora(path: Path, key: str, allow_pickle: bool, unet_config: dict[str, A
     """A LoRA file's state dict in diffusers' layout (kohya keys converted by diffusers, SDXL's SGM block numbers
     mapped by the UNet's config as pipe.load_lora_weights does), or one sentence why not."""
     check_file(path, key, SUFFIXES, allow_pickle)
+    loader = loader_for(unet_config)
+    extra = {"unet_config": FrozenDict(unet_config)} if loader is StableDiffusionXLLoraLoaderMixin else {}
+    if _takes(loader.lora_state_dict, "return_alphas"):
+        extra["return_alphas"] = True
     try:
         with quietly():
-            state, alphas, metadata = LoraLoader.lora_state_dict(
-                str(path), return_lora_metadata=True, use_safetensors=path.suffix == ".safetensors",
-                unet_config=FrozenDict(unet_config))
+            read = loader.lora_state_dict(str(path), return_lora_metadata=True,
+                                          use_safetensors=path.suffix == ".safetensors", **extra)
+            state, alphas, metadata = read if len(read) == 3 else (read[0], None, read[1])
     except Exception as err:  # the loaders raise many types for a file that is not a LoRA
         raise UserError(f"{key} {path} is not a LoRA file diffusers can read ({first_line(err)}).") from None
     if not state or not all("lora" in k for k in state):
@@ -67,15 +90,22 @@ def read_lora(path: Path, key: str, allow_pickle: bool, unet_config: dict[str, A
     return state, alphas, metadata
 
 
-def _inject(loras: list[Lora], unet, text_encoders: dict[str, Any]) -> None:
-    """Each LoRA into the UNet and the text encoders (keyed by part name, the prefix of their keys in a LoRA file)
-    with diffusers' loaders, as pipe.load_lora_weights does."""
+def _inject(loras: list[Lora], denoiser, text_encoders: dict[str, Any]) -> None:
+    """Each LoRA into the denoiser and the text encoders (keyed by part name, the prefix of their keys in a LoRA
+    file) with the family's diffusers loader, as pipe.load_lora_weights does."""
+    loader = loader_for(dict(denoiser.config))
     for lora in loras:
-        LoraLoader.load_lora_into_unet(dict(lora.state_dict), lora.alphas, unet, adapter_name=lora.name,
-                                       metadata=lora.metadata)  # the loaders pop from what they get: a copy each
+        state = dict(lora.state_dict)  # the loaders pop from what they get: a copy each
+        if loader is StableDiffusionXLLoraLoaderMixin:
+            loader.load_lora_into_unet(state, lora.alphas, denoiser, adapter_name=lora.name, metadata=lora.metadata)
+        else:
+            alphas = {"network_alphas": lora.alphas} if _takes(loader.load_lora_into_transformer, "network_alphas") \
+                else {}
+            loader.load_lora_into_transformer(state, transformer=denoiser, adapter_name=lora.name,
+                                              metadata=lora.metadata, **alphas)
         for prefix, text_encoder in text_encoders.items():
-            LoraLoader.load_lora_into_text_encoder(dict(lora.state_dict), lora.alphas, text_encoder, prefix=prefix,
-                                                   adapter_name=lora.name, metadata=lora.metadata)
+            loader.load_lora_into_text_encoder(dict(lora.state_dict), lora.alphas, text_encoder, prefix=prefix,
+                                               adapter_name=lora.name, metadata=lora.metadata)
 
 
 def _adapters(module) -> set[str]:
@@ -126,12 +156,12 @@ def check_fit(loras: list[Lora], family, configs: dict[str, dict]) -> None:
             try:
                 _inject([lora], unet, encoders)
             except Exception as err:
-                raise UserError(f"LoRA {lora.path} does not fit this model's UNet and text encoder"
+                raise UserError(f"LoRA {lora.path} does not fit this model's {denoiser_name(family)} and text encoder"
                                 f"{'s' if len(encoders) > 1 else ''} ({_reason(err)}); it was made for another "
                                 f"model than this {family.label} one.") from None
             if lora.name not in set().union(_adapters(unet), *map(_adapters, encoders.values())):
-                raise UserError(f"LoRA {lora.path}: none of its keys fit a module of this model's UNet or text "
-                                f"encoder (first key: {next(iter(lora.state_dict))}).")
+                raise UserError(f"LoRA {lora.path}: none of its keys fit a module of this model's "
+                                f"{denoiser_name(family)} or text encoder (first key: {next(iter(lora.state_dict))}).")
             named, landed = len(layers_named(lora.state_dict)), _injected(lora.name, [unet, *encoders.values()])
             if landed < named:  # diffusers' loaders skip keys in a second naming without a word
                 raise UserError(f"LoRA {lora.path} names {named} layers but only {landed} of them fit this model's "
