@@ -240,3 +240,21 @@ def test_t5_reads_a1111_weights_as_emphasis(sd3_models, tmp_path):
     _, light = ours(sd3_models["t5"], tmp_path, "Euler", guidance_scale=5.0, prompt="a red circle")
     _, strong = ours(sd3_models["t5"], tmp_path, "Euler", guidance_scale=5.0, prompt="a (red:1.8) circle")
     assert max_pixel_difference(light, strong) > 0
+
+
+def test_t5_can_be_left_unloaded(sd3_models, tmp_path):
+    """model.without: [t5] runs a full SD3 folder as diffusers does with text_encoder_3=None (its part zeros), and
+    never loads T5; a part that is not optional, or a family without one, is one sentence."""
+    cfg = make_config(sd3_models["t5"], tmp_path, scheduler__name="Euler", **{"model.without": "[t5]"})
+    components = generate.load(generate.check(cfg))
+    assert "text_encoder_3" not in components.parts and "tokenizer_3" not in components.parts
+    _, images = ours(sd3_models["t5"], tmp_path, "Euler", guidance_scale=5.0, **{"model.without": "[t5]"})
+    assert max_pixel_difference(images, theirs(sd3_models["t5"], "flow_euler", False, guidance_scale=5.0)) <= TOLERANCE
+    with pytest.raises(UserError, match="model.without names parts a Stable Diffusion 3 model cannot leave out: vae "
+                                        r"\(it may leave out: t5\)"):
+        generate.check(make_config(sd3_models["t5"], tmp_path, scheduler__name="Euler", **{"model.without": "[vae]"}))
+
+
+def test_without_on_a_family_with_nothing_optional(tiny_model, tmp_path):
+    with pytest.raises(UserError, match=r"cannot leave out: t5 \(it may leave out: none\)"):
+        generate.check(make_config(tiny_model, tmp_path, **{"model.without": "[t5]"}))

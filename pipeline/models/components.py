@@ -127,9 +127,11 @@ def load_vae(info: ModelInfo, device: torch.device, dtype: torch.dtype, allow_pi
 
 
 def load_components(
-    info: ModelInfo, device: torch.device, dtype: torch.dtype, allow_pickle: bool = False, extras: tuple[str, ...] = ()
+    info: ModelInfo, device: torch.device, dtype: torch.dtype, allow_pickle: bool = False, extras: tuple[str, ...] = (),
+    without: tuple[str, ...] = (),
 ) -> Components:
-    """Load each of the family's parts (and named extras) separately, on the device in the dtype."""
+    """Load each of the family's parts (and named extras) separately, on the device in the dtype; the optional groups
+    named in `without` (model.without) stay unloaded, as the ones a model leaves out."""
     path, family = info.path, info.family
     weights = {"use_safetensors": None if allow_pickle else True, "dtype": dtype}
     if info.single_file:
@@ -137,8 +139,8 @@ def load_components(
     else:
         parts = {}
         for part in family.parts:
-            if part.optional and part.name not in info.present:
-                continue  # left out of this model (model_index.json names it null)
+            if part.optional and (part.name not in info.present or part.optional in without):
+                continue  # left out of this model (model_index.json names it null), or of this run
             if part.name == "scheduler":
                 continue  # built fresh for every run from its config (engine/schedulers.py)
             if part.name == "vae":

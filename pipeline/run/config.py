@@ -26,6 +26,7 @@ class ModelConfig:
     dtype: str = "auto"
     allow_pickle: bool = False
     config: str = ""  # a single-file checkpoint's configs: sd1 | sd2 | sd2-base | sdxl | sdxl-refiner | a folder ("" = from its keys)
+    without: list[str] = field(default_factory=list)  # optional parts left unloaded: [t5] runs SD3 without its T5
 
 
 @dataclass

@@ -243,7 +243,8 @@ def load(plan: Plan) -> Components:
     variant = VARIANTS[cfg.task]
     parts = variant.extra_parts(cfg) if hasattr(variant, "extra_parts") else ()
     announce(plan.precision)
-    components = load_components(plan.info, plan.device, plan.dtype, cfg.model.allow_pickle, parts)
+    components = load_components(plan.info, plan.device, plan.dtype, cfg.model.allow_pickle, parts,
+                                 tuple(cfg.model.without))
     add_embeddings(plan.embeddings, components)
     text_encoders = {name: components.parts[name] for _, name in components.family.text_pairs}
     apply_loras(plan.loras, components.unet, text_encoders)

@@ -24,7 +24,8 @@ class Part:
     loader: type
     weighted: bool = True
     config: Optional[type] = None  # the class that reads a weighted part's config, when not the loader itself
-    optional: bool = False  # a model may leave it out (SD3's T5: model_index.json then names it null)
+    optional: str = ""  # the group a model may leave out (SD3's "t5": its folders null in model_index.json, or
+    # model.without: [t5])
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,11 @@ class Family:
     def required(self) -> tuple[str, ...]:
         """The part folders every model of the family has (all but the optional ones)."""
         return tuple(part.name for part in self.parts if not part.optional)
+
+    @property
+    def optional_groups(self) -> tuple[str, ...]:
+        """The groups of parts a run may leave out (model.without)."""
+        return tuple(sorted({part.optional for part in self.parts if part.optional}))
 
     def part(self, name: str) -> Part:
         """The part called `name`."""

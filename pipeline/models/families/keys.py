@@ -18,7 +18,12 @@ def has_t5(family: Family) -> bool:
 
 
 def check_family_keys(cfg, family: Family) -> None:
-    """true_cfg_scale, max_sequence_length and clip_skip against what the family reads."""
+    """model.without, true_cfg_scale, max_sequence_length and clip_skip against what the family reads."""
+    unknown = sorted(set(cfg.model.without) - set(family.optional_groups))
+    if unknown:
+        takes = ", ".join(family.optional_groups) or "none"
+        raise UserError(f"model.without names parts a {family.label} model cannot leave out: {', '.join(unknown)} "
+                        f"(it may leave out: {takes}).")
     if not 0 <= cfg.true_cfg_scale <= MAX_GUIDANCE_SCALE:
         raise UserError(f"true_cfg_scale must be a number in [0, {MAX_GUIDANCE_SCALE:g}]; got {cfg.true_cfg_scale}.")
     if family.cfg_scale is guidance_scale_of and cfg.true_cfg_scale != 1:

@@ -32,10 +32,10 @@ T5_LENGTH = 256  # StableDiffusion3Pipeline's max_sequence_length default
 PARTS = (
     Part("tokenizer", CLIPTokenizer, weighted=False),
     Part("tokenizer_2", CLIPTokenizer, weighted=False),
-    Part("tokenizer_3", T5TokenizerFast, weighted=False, optional=True),
+    Part("tokenizer_3", T5TokenizerFast, weighted=False, optional="t5"),
     Part("text_encoder", CLIPTextModelWithProjection, config=CLIPTextConfig),
     Part("text_encoder_2", CLIPTextModelWithProjection, config=CLIPTextConfig),
-    Part("text_encoder_3", T5EncoderModel, config=T5Config, optional=True),
+    Part("text_encoder_3", T5EncoderModel, config=T5Config, optional="t5"),
     Part("transformer", SD3Transformer2DModel),
     Part("vae", AutoencoderKL),
     Part("scheduler", FlowMatchEulerDiscreteScheduler, weighted=False),
