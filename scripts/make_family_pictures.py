@@ -1,4 +1,4 @@
-"""Draw the README's pictures of the ControlNet and the LCM-LoRA from their shipped configs:
+"""Draw the README's pictures of the ControlNet, the LCM-LoRA and the flow model from their shipped configs:
 python scripts/make_family_pictures.py [FOLDER] (default docs/images); with --xl MODEL, only the SDXL-format
 sibling's size and crop picture (sdxl-crops.png) from that folder (the recipe's `xl` stage's export)."""
 

@@ -3,6 +3,7 @@
 model's kind; the T5 length limit and the UNet-only options are checked before loading."""
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -258,3 +259,14 @@ def test_t5_can_be_left_unloaded(sd3_models, tmp_path):
 def test_without_on_a_family_with_nothing_optional(tiny_model, tmp_path):
     with pytest.raises(UserError, match=r"cannot leave out: t5 \(it may leave out: none\)"):
         generate.check(make_config(tiny_model, tmp_path, **{"model.without": "[t5]"}))
+
+
+def test_the_noise_tool_follows_a_flow_models_path(sd3_models, tmp_path):
+    """scripts/latents.py noise on SD3: sigma = the level shifted by the model's shift (3), signal 1 - sigma."""
+    from pipeline.tools import latent_space as latent_tools
+
+    inputs = Path(__file__).resolve().parents[1] / "configs" / "inputs"
+    cfg = latent_tools.load(None, [f"model.path={sd3_models['t5']}", f"output_dir={tmp_path}", "model.dtype=float32",
+                                   f"image={inputs / 'shapes-red-circle.png'}", "latents.noise_levels=[0, 0.5, 1]"])
+    shares = list(latent_tools.run("noise", cfg).numbers.values())
+    assert shares == [1.0, pytest.approx(0.25), 0.0]  # sigma(0.5) = 3 x 0.5 / (1 + 2 x 0.5) = 0.75

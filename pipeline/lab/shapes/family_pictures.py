@@ -1,5 +1,6 @@
 """The README's pictures of the family's newer members, each made through the normal pipeline from a shipped
-config: the ControlNet with its maps, the LCM-LoRA at 1, 2, 4 and 8 steps beside the base; and, from a model folder
+config: the ControlNet with its maps, the LCM-LoRA at 1, 2, 4 and 8 steps beside the base, the flow-matching model
+beside the base; and, from a model folder
 given, the SDXL-format sibling's size and crop conditioning (not shipped yet)."""
 
 from __future__ import annotations
@@ -79,4 +80,15 @@ def xl_picture(root: Path, model: str) -> Image.Image:
                 [p.replace(", ", ",\n") for p in XL_PROMPTS])
 
 
-PICTURES = {"controlnet.png": controlnet_picture, "lcm-steps.png": lcm_picture}
+def flow_picture(root: Path) -> Image.Image:
+    """Rows: three prompts; columns: configs/flow.yaml (the flow-matching model) with three seeds, then the base
+    (configs/txt2img.yaml, DDIM 25) with the first."""
+    flow, components = loaded(root / "configs" / "flow.yaml", [])
+    base, base_components = loaded(root / "configs" / "txt2img.yaml", [])
+    rows = [[*images_of(flow, components, SEEDS, prompt=p), images_of(base, base_components, [0], prompt=p)[0]]
+            for p in LCM_PROMPTS]
+    return grid(rows, [*[f"flow, seed {s}" for s in SEEDS], "base, DDIM 25"],
+                [p.replace(", ", ",\n") for p in LCM_PROMPTS])
+
+
+PICTURES = {"controlnet.png": controlnet_picture, "lcm-steps.png": lcm_picture, "flow.png": flow_picture}
