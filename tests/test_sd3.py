@@ -270,3 +270,14 @@ def test_the_noise_tool_follows_a_flow_models_path(sd3_models, tmp_path):
                                    f"image={inputs / 'shapes-red-circle.png'}", "latents.noise_levels=[0, 0.5, 1]"])
     shares = list(latent_tools.run("noise", cfg).numbers.values())
     assert shares == [1.0, pytest.approx(0.25), 0.0]  # sigma(0.5) = 3 x 0.5 / (1 + 2 x 0.5) = 0.75
+
+
+def test_cpu_offload_takes_t5_along(sd3_models, tmp_path):
+    """performance.cpu_offload's hooks (accelerate's, as diffusers' model offload) cover every text encoder, T5
+    included, then the transformer and the VAE (run here with the CPU standing in for the GPU)."""
+    from pipeline.speed.performance import offload
+
+    components = generate.load(generate.check(make_config(sd3_models["t5"], tmp_path, scheduler__name="Euler")))
+    offload(components)
+    hooked = [name for name, part in components.parts.items() if hasattr(part, "_hf_hook")]
+    assert sorted(hooked) == ["text_encoder", "text_encoder_2", "text_encoder_3", "transformer", "vae"]

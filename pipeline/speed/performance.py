@@ -79,7 +79,10 @@ def offload(components: Components) -> None:
     from accelerate import cpu_offload_with_hook
 
     hook = None
-    for module in [encoder for _, encoder in components.text_pairs] + [components.unet, components.vae]:
+    family = components.family
+    encoders = [components.parts[p.name] for p in family.weighted if p.name not in (family.denoiser, "vae")
+                and p.name in components.parts]  # every text encoder, T5 included (SD3's, FLUX's)
+    for module in encoders + [components.unet, components.vae]:
         module.to("cpu")
         _, hook = cpu_offload_with_hook(module, components.device, prev_module_hook=hook)
 
