@@ -22,7 +22,6 @@ import argparse
 import json
 
 from pipeline.run import config
-from pipeline.engine.schedulers import NOISE, resolve, serving
 from pipeline.lab.shapes.adherence import evaluate, evaluate_schedulers, evaluate_steps
 from pipeline.lab.shapes.control_eval import evaluate_control
 from pipeline.lab.shapes.inpaint_eval import evaluate_inpaint
@@ -57,7 +56,7 @@ def main() -> int:
             return evaluate_steps(cfg, [int(n) for n in args.steps.split(",")], args.seeds)
         if args.schedulers is None:
             return evaluate(cfg, args.seeds, args.grammar)
-        names = list(serving(NOISE)) if args.schedulers == "all" else [resolve(n) for n in args.schedulers.split(",")]
+        names = None if args.schedulers == "all" else args.schedulers.split(",")
         return evaluate_schedulers(cfg, names, args.seeds)
 
     return run_tool(lambda: [json.dumps(scores(), indent=2)])

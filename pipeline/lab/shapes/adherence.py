@@ -7,6 +7,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from pipeline.models.components import Components
+from pipeline.engine.schedulers import NOISE, resolve, serving
 from pipeline.run.generate import check, generate_images, load
 from pipeline.lab.shapes.evaluate import PromptSpec, accuracy, colour_share, eval_specs, score_image
 from pipeline.lab.shapes.grammar import GrammarPrompt, grammar_prompts, summarise
@@ -77,11 +78,15 @@ def prepared(cfg: DictConfig, seeds_per_prompt: int):
     return plan, components, cfg, [cfg.seed + i for i in range(seeds_per_prompt)]
 
 
-def evaluate_schedulers(cfg: DictConfig, names: list[str], seeds_per_prompt: int = 3,
+def evaluate_schedulers(cfg: DictConfig, names: list[str] | None, seeds_per_prompt: int = 3,
                         prompts: list[GrammarPrompt] | None = None) -> dict:
-    """The caption grammar at the config's guidance and steps with each named scheduler (components loaded once),
-    and each one's largest shortfall, in points, against DDIM on the two headline shares."""
-    names = ["ddim", *[n for n in names if n != "ddim"]]
+    """The caption grammar at the config's guidance and steps with each named scheduler (None: every one of the
+    model's kind; components loaded once), and each one's largest shortfall, in points, against the reference:
+    DDIM for a noise-prediction model, the config's own scheduler for a flow model."""
+    kind = check(cfg).info.family.schedulers
+    reference = "ddim" if kind == NOISE else resolve(cfg.scheduler.name, kind)
+    names = [resolve(n, kind) for n in (list(serving(kind)) if names is None else names)]
+    names = [reference, *[n for n in names if n != reference]]
     plan = [check(OmegaConf.merge(cfg, {"scheduler": {"name": name}})) for name in names][0]  # all before loading
     components = load(plan)
     cfg = OmegaConf.merge(cfg, {"height": plan.height, "width": plan.width})
@@ -91,7 +96,7 @@ def evaluate_schedulers(cfg: DictConfig, names: list[str], seeds_per_prompt: int
             for name in tqdm(names, desc="schedulers")}
     keys = ("one_shape_all_right", "two_shapes_shapes_and_relation")
     for row in rows.values():
-        row["shortfall_vs_ddim"] = max(rows["ddim"][k] - row[k] for k in keys)
+        row[f"shortfall_vs_{reference}"] = max(rows[reference][k] - row[k] for k in keys)
     return {"model": cfg.model.path, "settings": {"steps": cfg.steps, "guidance_scale": cfg.guidance_scale,
             "dtype": plan.precision.name, "seeds_per_prompt": seeds_per_prompt, "prompts": len(prompts)},
             "schedulers": rows}
