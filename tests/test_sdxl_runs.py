@@ -133,9 +133,9 @@ def test_float16_keeps_a_force_upcast_vae_in_float32(sdxl_base, tmp_path):
 def test_the_shipped_sdxl_config_runs_with_a_refiner(sdxl_base, sdxl_refiner, tmp_path, monkeypatch):
     root = Path(__file__).resolve().parents[1]
     monkeypatch.chdir(root)
-    cfg = config.load(root / "configs" / "sdxl.yaml")
+    cfg = config.load(root / "configs" / "sdxl-1.0.yaml")
     assert cfg.model.path == "stabilityai/stable-diffusion-xl-base-1.0" and cfg.height == 1024
-    cfg = config.load(root / "configs" / "sdxl.yaml", [f"model.path={sdxl_base}", f"refiner.path={sdxl_refiner}",
+    cfg = config.load(root / "configs" / "sdxl-1.0.yaml", [f"model.path={sdxl_base}", f"refiner.path={sdxl_refiner}",
                                                       f"output_dir={tmp_path}", "steps=4", f"height={SIZE}",
                                                       f"width={SIZE}", "model.device=cpu"])
     [path] = generate.run(cfg, progress=False)
@@ -150,7 +150,8 @@ def test_an_sdxl_hub_id_loads_from_the_hub_cache_offline(sdxl_base, tmp_path):
     (repo / "refs" / "main").write_text("0000000000000000000000000000000000000001")
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run([sys.executable, str(root / "scripts" / "generate.py"), str(root / "configs" / "sdxl.yaml"),
+    released = str(root / "configs" / "sdxl-1.0.yaml")
+    done = subprocess.run([sys.executable, str(root / "scripts" / "generate.py"), released,
                            f"output_dir={tmp_path / 'out'}", "steps=2", f"height={SIZE}", f"width={SIZE}",
                            "model.device=cpu"], cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
