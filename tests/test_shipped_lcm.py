@@ -5,11 +5,11 @@ base does in 25 guided DDIM steps (docs/shapes-model.md, "The LCM-LoRA")."""
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
 from PIL import Image
 from safetensors.torch import load_file
 
 from pipeline.lab.shapes.adherence import score_grammar
+from pipeline.lab.shapes.family_pictures import loaded
 from pipeline.lab.shapes.grammar import grammar_prompts
 from pipeline.models.addons.lora import layers_named
 from pipeline.run import config, generate
@@ -24,8 +24,7 @@ BARS = {4: {"one_shape": 85.0, "two_shapes": 75.0}, 2: {"one_shape": 80.0, "two_
 @pytest.fixture(scope="module")
 def fast():
     """configs/fast.yaml as shipped, loaded once."""
-    plan = generate.check(config.load(ROOT / "configs" / "fast.yaml"))
-    return OmegaConf.merge(plan.cfg, {"height": plan.height, "width": plan.width}), generate.load(plan)
+    return loaded(ROOT / "configs" / "fast.yaml", [])
 
 
 def test_every_layer_of_the_lora_is_loaded(fast):

@@ -6,12 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
-
 from pipeline.lab.shapes.adherence import score_grammar
+from pipeline.lab.shapes.family_pictures import loaded
 from pipeline.lab.shapes.grammar import grammar_prompts
 from pipeline.lab.shapes.xl_eval import crop_shifts
-from pipeline.run import config, generate
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "models" / "tiny-shapes-xl"
@@ -26,8 +24,7 @@ STAYS_PX = 3.0  # across it
 @pytest.fixture(scope="module")
 def xl():
     """configs/sdxl.yaml as shipped, loaded once."""
-    plan = generate.check(config.load(ROOT / "configs" / "sdxl.yaml"))
-    return OmegaConf.merge(plan.cfg, {"height": plan.height, "width": plan.width}), generate.load(plan)
+    return loaded(ROOT / "configs" / "sdxl.yaml", [])
 
 
 def test_it_is_an_sdxl_folder_sharing_the_base_parts(xl):

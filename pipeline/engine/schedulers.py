@@ -120,8 +120,6 @@ def aliases(kind: str) -> dict[str, str]:
     return found
 
 
-ALIASES: dict[str, str] = aliases(NOISE)
-
 
 def resolve(name: str, kind: str = NOISE, model: str = "") -> str:
     """The registry key for a name or display name among the schedulers of `kind`, or a UserError listing them
