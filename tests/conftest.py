@@ -83,4 +83,17 @@ def launch_two_processes(script: Path, *args: str, cwd: Path) -> subprocess.Comp
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--main_process_port", str(port), "--mixed_precision", "no",
                "--dynamo_backend", "no", str(script), *args]
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:  # a failure shows what the processes said, not only the launcher's own traceback
+        done.stderr = _process_errors(done.stderr)
+    return done
+
+
+def _process_errors(stderr: str) -> str:
+    """A failed launch's stderr without progress bars and warnings, the launcher's traceback cut to its exit codes."""
+    launcher = max(stderr.rfind("Traceback", 0, stderr.find("accelerate/commands/launch.py")), 0)
+    said, told = stderr[:launcher], stderr[launcher:]
+    lines = [line for line in said.replace("\r", "\n").splitlines()
+             if line.strip() and "it/s]" not in line and "/s, " not in line and "torchvision" not in line]
+    codes = [line.strip() for line in told.splitlines() if "exitcode" in line or "rank" in line]
+    return "\n".join(lines[-25:] + ["launcher:"] + codes)

@@ -7,7 +7,9 @@ Without a launcher there is one process and it takes everything. The share is ac
 
 from __future__ import annotations
 
+import atexit
 import os
+from functools import lru_cache
 from typing import TypeVar
 
 import torch
@@ -20,7 +22,22 @@ def _state():
     accelerate would see no GPU and no distribution at all)."""
     from accelerate import PartialState  # imported only when work is split (it reads the launcher's environment)
 
-    return PartialState(cpu=not torch.cuda.is_available())
+    state = PartialState(cpu=not torch.cuda.is_available())
+    _end_at_exit()
+    return state
+
+
+@lru_cache(maxsize=None)
+def _end_at_exit() -> None:
+    """Take the process group down while Python still runs (once per process): left to the interpreter's last
+    teardown, a gloo group's threads can end the process with SIGABRT, a failed run for the launcher."""
+    atexit.register(_end_group)
+
+
+def _end_group() -> None:
+    """Destroy this process's group, if it has one (each process its own: no waiting on the others)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def process_count() -> int:
