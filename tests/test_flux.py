@@ -139,3 +139,20 @@ def test_t5_length_and_clip_skip_on_models_without_them(flux_models, tiny_model,
         generate.check(make_config(tiny_model, tmp_path, max_sequence_length=64))
     with pytest.raises(UserError, match="clip_skip changes nothing for FLUX.1 models"):
         generate.check(make_config(flux_models["dev"], tmp_path, scheduler__name="Euler", clip_skip=2))
+
+
+def test_sequential_offload_keeps_the_image(flux_models, tmp_path):
+    """performance.sequential_offload's hooks (accelerate's cpu_offload on every model, as diffusers' sequential
+    offload) leave every weight off the run's device until its layer runs and change nothing in the image (the CPU
+    stands in for the GPU here; on the CPU the option itself is refused)."""
+    from pipeline.speed.performance import offload_layers
+
+    cfg = make_config(flux_models["dev"], tmp_path, scheduler__name="Euler", steps=2, height=HEIGHT, width=WIDTH,
+                      prompt=PROMPT)
+    plan = generate.check(cfg)
+    components = generate.load(plan)
+    before = generate.generate_images(components, cfg, plan.seeds, plan.height, plan.width, progress=False)
+    offload_layers(components)
+    assert {p.device.type for p in components.unet.parameters()} == {"meta"}  # held by the hooks, on the CPU
+    after = generate.generate_images(components, cfg, plan.seeds, plan.height, plan.width, progress=False)
+    assert max_pixel_difference(np.asarray(before[0]), np.asarray(after[0])) == 0

@@ -85,6 +85,12 @@ def test_bad_option_values():
     perf = make_config(".", ".", performance__cpu_offload="true").performance
     with pytest.raises(UserError, match="cpu_offload needs model.device cuda"):
         check_performance(perf, torch.device("cpu"))
+    perf = make_config(".", ".", performance__sequential_offload="true").performance
+    with pytest.raises(UserError, match="sequential_offload needs model.device cuda"):
+        check_performance(perf, torch.device("cpu"))
+    perf = make_config(".", ".", performance__sequential_offload="true", performance__cpu_offload="true").performance
+    with pytest.raises(UserError, match="two ways of offloading"):
+        check_performance(perf, torch.device("cuda"))
 
 
 def test_half_precision_vae_nan_is_retried_in_float32(tiny_model, caplog):

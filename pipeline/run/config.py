@@ -59,6 +59,7 @@ class PerformanceConfig:
     vae_tiling: bool = False
     vae_slicing: bool = False
     cpu_offload: bool = False
+    sequential_offload: bool = False
     guidance_cutoff: float = 1.0
     deepcache_interval: int = 1
     deepcache_branch: int = 0

@@ -19,8 +19,12 @@ def check_performance(perf, device: torch.device) -> None:
     """Refuse option values that cannot work, before any weights load."""
     if not 0 <= perf.guidance_cutoff <= 1:
         raise UserError(f"performance.guidance_cutoff must be a fraction in [0, 1]; got {perf.guidance_cutoff}.")
-    if perf.cpu_offload and device.type != "cuda":
-        raise UserError(f"performance.cpu_offload needs model.device cuda; the run's device is {device.type}.")
+    for key in ("cpu_offload", "sequential_offload"):
+        if perf[key] and device.type != "cuda":
+            raise UserError(f"performance.{key} needs model.device cuda; the run's device is {device.type}.")
+    if perf.cpu_offload and perf.sequential_offload:
+        raise UserError("performance.cpu_offload and performance.sequential_offload are two ways of offloading; "
+                        "turn one of them off.")
     if perf.deepcache_interval < 1:
         raise UserError(f"performance.deepcache_interval must be an integer >= 1; got {perf.deepcache_interval}.")
     if perf.deepcache_branch < 0:
@@ -70,8 +74,19 @@ def apply_performance(components: Components, perf) -> None:
         components.vae.enable_slicing()
     if perf.cpu_offload:
         offload(components)
+    if perf.sequential_offload:
+        offload_layers(components)
     if perf.compile:
         components.unet = compiled(components.unet, components.device)
+
+
+def _models(components: Components) -> list[torch.nn.Module]:
+    """Every weighted model in the order a run uses them: the text encoders (T5 included: SD3's, FLUX's), the
+    denoiser, the VAE."""
+    family = components.family
+    encoders = [components.parts[p.name] for p in family.weighted if p.name not in (family.denoiser, "vae")
+                and p.name in components.parts]
+    return encoders + [components.unet, components.vae]
 
 
 def offload(components: Components) -> None:
@@ -79,12 +94,19 @@ def offload(components: Components) -> None:
     from accelerate import cpu_offload_with_hook
 
     hook = None
-    family = components.family
-    encoders = [components.parts[p.name] for p in family.weighted if p.name not in (family.denoiser, "vae")
-                and p.name in components.parts]  # every text encoder, T5 included (SD3's, FLUX's)
-    for module in encoders + [components.unet, components.vae]:
+    for module in _models(components):
         module.to("cpu")
         _, hook = cpu_offload_with_hook(module, components.device, prev_module_hook=hook)
+
+
+def offload_layers(components: Components) -> None:
+    """Keep every weight on the CPU and bring each layer to the GPU only for its own call (accelerate's cpu_offload,
+    as diffusers' sequential offload): the least GPU memory, at the cost of copying every weight every step."""
+    from accelerate import cpu_offload
+
+    for module in _models(components):
+        module.to("cpu")
+        cpu_offload(module, components.device, offload_buffers=len(module._parameters) > 0)
 
 
 def compiled(unet, device: torch.device):
