@@ -1,7 +1,10 @@
 """Stage 10: the flow-matching member. An SD3-format transformer learns, from scratch, the velocity from the base's
 latents to noise (rectified flow: x_t = (1 - s) x_0 + s e, target e - x_0, s drawn logit-normal as SD3 trained,
 Esser et al. 2024, section 3.1), with captions dropped as the base's were so classifier-free guidance works;
-resumably, with EMA; exported as a StableDiffusion3Pipeline folder whose VAE and tokenizers link to the base's."""
+resumably, with EMA; exported as a StableDiffusion3Pipeline folder whose VAE links to the base's. Its tokenizer is
+the base's with a shorter window (`flow.text_tokens`; the world's captions take at most 18 tokens): SD3's pipeline
+pads the CLIP prompts to the tokenizer's length, and every token is a row of the joint attention, so 32 tokens
+instead of 77 make a training step about a third cheaper."""
 
 from __future__ import annotations
 
@@ -27,7 +30,6 @@ from pipeline.lab.shapes.train_config import TrainConfig
 from pipeline.lab.shapes.unet_train import training_batch, update_ema
 from pipeline.lab.shapes.world import make_scenes
 
-LINKED = {"tokenizer": "tokenizer", "tokenizer_2": "tokenizer"}  # -> the base's parts
 VAE_WEIGHTS = "diffusion_pytorch_model.safetensors"
 
 
@@ -47,26 +49,30 @@ def flow_loss(transformer, encoder, tokenizer: CLIPTokenizer, latents: torch.Ten
     return F.mse_loss(prediction.float(), noise - clean)
 
 
-def export_flow(transformer, encoder, base: Path, target: Path, dtype: torch.dtype, shift: float) -> int:
-    """Write the StableDiffusion3Pipeline folder (no T5; the transformer in `dtype`), link the tokenizers and the
-    VAE's weights to the base's and the second encoder to the first, swap it in; its size in bytes. The VAE's
+def flow_tokenizer(base: Path, tokens: int) -> CLIPTokenizer:
+    """The base's tokenizer with the flow model's window: prompts padded or cut to `tokens` (start and end
+    included)."""
+    return CLIPTokenizer.from_pretrained(base / "tokenizer", model_max_length=tokens)
+
+
+def export_flow(transformer, encoder, tokenizer: CLIPTokenizer, base: Path, target: Path, dtype: torch.dtype,
+                shift: float) -> int:
+    """Write the StableDiffusion3Pipeline folder (no T5; the transformer in `dtype`), link the VAE's weights to the
+    base's and the second encoder and tokenizer to the first, swap it in; its size in bytes. The VAE's
     config is its own, with shift_factor 0.0 written out: SD3's pipelines add the shift when they decode, and a
     null one (SD's VAEs have none) fails there."""
     staging = target.with_name(target.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
-    tokenizer = CLIPTokenizer.from_pretrained(base / "tokenizer")
     pipe = StableDiffusion3Pipeline(
         transformer=copy.deepcopy(transformer).to(dtype), scheduler=FlowMatchEulerDiscreteScheduler(shift=shift),
         vae=AutoencoderKL.from_pretrained(base / "vae", shift_factor=0.0), text_encoder=encoder, tokenizer=tokenizer,
         text_encoder_2=encoder, tokenizer_2=tokenizer, text_encoder_3=None, tokenizer_3=None)
     pipe.save_pretrained(staging, safe_serialization=True)
-    for part, base_part in LINKED.items():
-        shutil.rmtree(staging / part)
-        os.symlink(os.path.relpath(base / base_part, target), staging / part)
     (staging / "vae" / VAE_WEIGHTS).unlink()
     os.symlink(os.path.relpath(base / "vae" / VAE_WEIGHTS, target / "vae"), staging / "vae" / VAE_WEIGHTS)
-    shutil.rmtree(staging / "text_encoder_2")
-    os.symlink("text_encoder", staging / "text_encoder_2")
+    for second, first in (("text_encoder_2", "text_encoder"), ("tokenizer_2", "tokenizer")):
+        shutil.rmtree(staging / second)
+        os.symlink(first, staging / second)
     if target.exists():
         shutil.rmtree(target)
     staging.rename(target)
@@ -79,7 +85,7 @@ def train_flow(config: TrainConfig, run_dir: Path, latents: torch.Tensor) -> int
     started = time.perf_counter()
     scenes = make_scenes(training_scenes_seed(config), len(latents), config.two_shape_share, config.variation)
     scaling = export_scaling(base)
-    tokenizer = CLIPTokenizer.from_pretrained(base / "tokenizer")
+    tokenizer = flow_tokenizer(base, spec.text_tokens)
     encoder = projected_encoder(CLIPTextModel.from_pretrained(base / "text_encoder", dtype=torch.float32))
     torch.manual_seed(config.seed + 10)
     transformer = flow_transformer(spec, encoder.config.hidden_size, latents.shape[1], latents.shape[-1])
@@ -107,7 +113,7 @@ def train_flow(config: TrainConfig, run_dir: Path, latents: torch.Tensor) -> int
             save_state(stage_dir / "state.pt", {"model": transformer.state_dict(), "ema": ema.state_dict(),
                                                 "optimiser": optimiser.state_dict(), "step": step + 1,
                                                 "elapsed": time.perf_counter() - started})
-    size = export_flow(ema, encoder, base, Path(spec.export_dir), DTYPES[config.export_dtype], spec.shift)
+    size = export_flow(ema, encoder, tokenizer, base, Path(spec.export_dir), DTYPES[config.export_dtype], spec.shift)
     seconds = time.perf_counter() - started
     update_summary(run_dir, "seconds", seconds, stage="flow")
     update_summary(run_dir, "bytes", size, stage="flow")

@@ -133,6 +133,7 @@ class FlowConfig:
     heads: int = 4
     head_dim: int = 24
     t5_tokens: int = 1  # the empty T5 slot's zero tokens: configs/flow.yaml's max_sequence_length
+    text_tokens: int = 32  # the CLIP window (the exported tokenizer's model_max_length; SD's is 77)
     shift: float = 1.0  # the exported FlowMatchEulerDiscreteScheduler's (SD3's 3.0 is for 1024-pixel images)
     batch_size: int = 64
     steps: int = 3000
