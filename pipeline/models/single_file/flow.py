@@ -108,7 +108,7 @@ def read_flow_configs(header: Header, path: Path, folder: Path, family: Family, 
     in_file = {name: config for name, config in objects.items() if holds(header.tensors, family, name)}
     converted = _converted(header, path, family, in_file)
     configs = {name: config if isinstance(config, dict) else config.to_dict() for name, config in objects.items()}
-    for part in in_file:
+    for part in sorted(in_file, key=lambda name: name != family.denoiser):  # the transformer's misfit first
         found = {name.removeprefix("text_model."): tuple(t.shape) for name, t in converted[part].items()}
         for name, shape in expected_tensors(family.part(part), folder / part, configs[part]).items():
             have = found.get(name.removeprefix("text_model."))
