@@ -47,13 +47,13 @@ def pick_family(header: Header, path: Path) -> Family:
     flow = flow_family(header)
     if flow is not None:
         return flow
-    for prefix, part in ((UNET, "UNet"), (VAE, "VAE")):
-        if not header.has(prefix):
-            raise UserError(f"model.path {path} holds no UNet, SD3 or FLUX transformer in the released layouts "
-                            f"({prefix}*, joint_blocks.*, double_blocks.*): it is not a whole checkpoint (a LoRA, "
-                            "an embedding or a single part?)." if part == "UNet" else
-                            f"model.path {path} holds no {part} in the original layout ({prefix}*): it is not a "
-                            "whole Stable Diffusion checkpoint (a LoRA, an embedding or a single part?).")
+    if not header.has(UNET):
+        raise UserError(f"model.path {path} holds no UNet in the original layout ({UNET}*) and no SD3 or FLUX "
+                        "transformer (joint_blocks.*, double_blocks.*): it is not a whole checkpoint (a LoRA, an "
+                        "embedding or a single part?).")
+    if not header.has(VAE):
+        raise UserError(f"model.path {path} holds no VAE in the original layout ({VAE}*): it is not a whole Stable "
+                        "Diffusion checkpoint (a LoRA, an embedding or a single part?).")
     readable = [family for family in FAMILIES.values() if family.single_file is not None]
     for family in readable:
         if header.has(family.single_file.text_key):
