@@ -135,7 +135,8 @@ def load_components(
     path, family = info.path, info.family
     weights = {"use_safetensors": None if allow_pickle else True, "dtype": dtype}
     if info.single_file:
-        parts = load_checkpoint(path, info.config_dir, family, info.unet["in_channels"], dtype, vae_dtype(info, dtype))
+        parts = load_checkpoint(path, info.config_dir, family, info.unet["in_channels"], dtype, vae_dtype(info, dtype),
+                                info.present)
     else:
         parts = {}
         for part in family.parts:

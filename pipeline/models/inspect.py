@@ -35,7 +35,8 @@ class ModelInfo:
     config_dir: str = ""  # a single-file checkpoint: the folder its configs and tokenizer are read from
     settings: dict[str, Any] = field(default_factory=dict)  # model_index.json's pipeline settings (SDXL's
     # force_zeros_for_empty_prompt, requires_aesthetics_score)
-    present: tuple[str, ...] = ()  # the part folders a diffusers-format model has (its optional parts may be absent)
+    present: tuple[str, ...] = ()  # the part folders a diffusers-format model has (its optional parts may be absent);
+    # a flow family's checkpoint file: the parts a run loads, from the file or its config folder
 
     @property
     def family(self) -> Family:
@@ -195,14 +196,16 @@ def pick_family(path: str, configs: dict[str, dict], index: dict[str, Any]) -> F
     return family
 
 
-def inspect_model(path: str, allow_pickle: bool = False, config: str = "") -> ModelInfo:
+def inspect_model(path: str, allow_pickle: bool = False, config: str = "", without: tuple[str, ...] = ()
+                  ) -> ModelInfo:
     """Check that a folder, hub id or checkpoint file holds a model of a known family and read its configs, loading
-    no weights; `config` (model.config) names the configs a checkpoint file is read with."""
+    no weights; `config` (model.config) names the configs a checkpoint file is read with, `without`
+    (model.without) the optional parts a checkpoint file's run leaves out."""
     if is_checkpoint_file(path):
-        folder, configs = read_configs(path, allow_pickle, config)
+        folder, configs, present = read_configs(path, allow_pickle, config, without)
         index = read_index(str(folder))
         return ModelInfo(path=path, configs=configs, family_name=pick_family(path, configs, index).name,
-                         config_dir=str(folder), settings=settings_of(index))
+                         config_dir=str(folder), settings=settings_of(index), present=present)
     if config:
         raise UserError(f"model.config applies to a single-file checkpoint; model.path {path} is not one "
                         "(a folder or hub id brings its own configs).")

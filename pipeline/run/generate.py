@@ -120,7 +120,7 @@ def check(cfg: DictConfig) -> Plan:
     device = resolve_device(cfg.model.device)
     check_dtype_name(cfg.model.dtype)
     check_performance(cfg.performance, device)
-    info = inspect_model(cfg.model.path, cfg.model.allow_pickle, cfg.model.config)
+    info = inspect_model(cfg.model.path, cfg.model.allow_pickle, cfg.model.config, tuple(cfg.model.without))
     scheduler = resolve(cfg.scheduler.name, info.family.schedulers, f"model.path {cfg.model.path}")
     check_options(scheduler, scheduler_options_of(cfg))
     side = info.default_size // info.vae_scale_factor  # any latent size shows whether the schedule can be made

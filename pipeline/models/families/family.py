@@ -37,6 +37,19 @@ class SingleFile:
     convert_text: Callable[[dict, Any], dict]  # (meta tensors, text config) -> the text encoder's diffusers tensors
 
 
+@dataclass(frozen=True)
+class FlowFile:
+    """How a flow family's one-file checkpoints are recognised and read: SD3's all-in-one files (the transformer under
+    `model.diffusion_model.`, the VAE, CLIPs and T5 under their prefixes) and FLUX's (BFL's transformer alone, bare or
+    under `model.diffusion_model.`; ComfyUI's with the VAE and text encoders beside it). A part the file lacks comes
+    from model.config's diffusers-format folder."""
+
+    marker: str  # a transformer key (bare, or under model.diffusion_model.) no other family's files hold
+    config_name: Callable[[Any], str]  # the configs/single_file folder for a checkpoint's header
+    convert_transformer: Callable[[dict, dict], dict]  # (tensors, transformer config) -> diffusers' tensors
+    texts: tuple[tuple[str, str], ...]  # (text encoder part, its key prefix in the file)
+
+
 def guidance_scale_of(cfg) -> float:
     """The classifier-free guidance scale a run asks for: guidance_scale (FLUX reads true_cfg_scale instead)."""
     return cfg.guidance_scale
@@ -62,6 +75,7 @@ class Family:
     model_call: Callable[[Any, float], ModelCall]  # (components, guidance_scale) -> the denoiser's model call
     matches: Callable[[dict[str, dict]], bool]  # whether a folder's part configs (read before loading) are this family
     single_file: Optional[SingleFile] = None
+    flow_file: Optional[FlowFile] = None
     syntaxes: tuple[str, ...] = SYNTAXES  # the prompt syntaxes its text side reads
     pipelines: tuple[str, ...] = ()  # the diffusers pipeline classes a model_index.json of this family names
     schedulers: str = NOISE  # the kind of scheduler its denoiser is sampled with (engine/schedulers.py)

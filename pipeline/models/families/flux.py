@@ -18,6 +18,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer, T5Config,
 from pipeline.engine.conditioning import Conditioning
 from pipeline.engine.schedulers import FLOW
 from pipeline.models.families.family import Family, Part
+from pipeline.models.families.flow_file import FLUX_FILE
 from pipeline.models.transformer_call import POOLED, FluxCall
 from pipeline.text.pairs import pooled_output
 from pipeline.text.t5 import encode_t5
@@ -70,5 +71,5 @@ FLUX = Family(
     matches=lambda configs: configs["transformer"].get("_class_name") == "FluxTransformer2DModel",
     pipelines=("FluxPipeline", "FluxImg2ImgPipeline", "FluxInpaintPipeline"), syntaxes=("a1111", "none"), packing=2,
     default_sample=DEFAULT_SAMPLE, cfg_scale=lambda cfg: cfg.true_cfg_scale, timestep_options=flux_timesteps,
-    clip_skip=False,
+    clip_skip=False, flow_file=FLUX_FILE,
 )

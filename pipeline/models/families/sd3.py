@@ -24,6 +24,7 @@ from transformers import (
 from pipeline.engine.conditioning import Conditioning
 from pipeline.engine.schedulers import FLOW
 from pipeline.models.families.family import Family, Part
+from pipeline.models.families.flow_file import SD3_FILE
 from pipeline.models.transformer_call import POOLED, SD3Call
 from pipeline.text.pairs import encode_pairs
 from pipeline.text.t5 import encode_t5
@@ -76,4 +77,5 @@ SD3 = Family(
     encode=encode_sd3, model_call=sd3_call, schedulers=FLOW,
     matches=lambda configs: configs["transformer"].get("_class_name") == "SD3Transformer2DModel",
     pipelines=("StableDiffusion3Pipeline", "StableDiffusion3Img2ImgPipeline", "StableDiffusion3InpaintPipeline"),
+    flow_file=SD3_FILE,
 )

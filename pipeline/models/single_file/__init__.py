@@ -4,6 +4,7 @@ The UNet and VAE are loaded by diffusers' own single-file loaders (`UNet2DCondit
 `AutoencoderKL.from_single_file`), each text encoder (one for SD 1.x / 2.x, two for SDXL, one for its refiner) from
 the family's conversion (diffusers' `convert_ldm_clip_checkpoint` / `convert_open_clip_checkpoint` at its key
 prefix), with the JSON config folders kept in `configs/single_file/` instead of the hub's: nothing is downloaded.
+SD3's and FLUX's released files are read by `flow.py` the same way, with the parts a file lacks from model.config.
 """
 
 from __future__ import annotations
@@ -14,56 +15,56 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import init_empty_weights
 from diffusers import AutoencoderKL, UNet2DConditionModel
 from diffusers.loaders.single_file_utils import load_single_file_checkpoint
 
 from pipeline.common.file_checks import quietly
-from pipeline.common.errors import UserError, first_line
 from pipeline.models.families import Family
-from pipeline.models.single_file.detect import check_fit, config_folder, in_channels, pick_family, text_configs
+from pipeline.models.single_file.encoders import build_text_encoder
+from pipeline.models.single_file.detect import (
+    check_fit,
+    config_folder,
+    in_channels,
+    pick_family,
+    read_part_config,
+    text_configs,
+)
+from pipeline.models.single_file.flow import load_flow_checkpoint, read_flow_configs
 from pipeline.models.single_file.header import is_checkpoint_file, read_header
 
 __all__ = ["is_checkpoint_file", "read_configs", "load_checkpoint", "model_hash"]
 
 
-def _config(cls: Any, folder: Path, part: str) -> dict[str, Any]:
-    """One part's config from the folder, or a sentence naming the file."""
-    try:
-        with quietly():
-            return dict(cls.load_config(folder, subfolder=part))
-    except (OSError, ValueError) as err:
-        raise UserError(f"model.config folder {folder} has no readable {part} config ({first_line(err)}).") from None
-
-
-def read_configs(path: str, allow_pickle: bool, config: str) -> tuple[Path, dict[str, dict[str, Any]]]:
-    """The config folder for a checkpoint file and its unet / vae / scheduler / text encoder configs (each text
-    encoder of the family its keys show), after checking that every tensor they need is in the file with its shape.
-    No weights are loaded (a .ckpt is read weights-only)."""
+def read_configs(path: str, allow_pickle: bool, config: str, without: tuple[str, ...] = ()
+                 ) -> tuple[Path, dict[str, dict[str, Any]], tuple[str, ...]]:
+    """The config folder for a checkpoint file, the configs of the parts a run loads (the denoiser, vae, scheduler
+    and each text encoder of the family its keys show) and, for a flow family, those parts (() = all the family's),
+    after checking that every tensor they need is in the file with its shape. No weights are loaded (a .ckpt is read
+    weights-only). `without` (model.without) names optional parts to leave out."""
     file = Path(path)
     header = read_header(file, allow_pickle)
     folder = config_folder(header, file, config)
+    family = pick_family(header, file)
+    if family.flow_file is not None:
+        configs, loaded = read_flow_configs(header, file, folder, family, allow_pickle, without)
+        return folder, configs, loaded
     from diffusers import PNDMScheduler  # the scheduler config's reader; any scheduler class reads the same file
 
-    configs = {"unet": _config(UNet2DConditionModel, folder, "unet"), "vae": _config(AutoencoderKL, folder, "vae")}
+    configs = {"unet": read_part_config(UNet2DConditionModel, folder, "unet"),
+               "vae": read_part_config(AutoencoderKL, folder, "vae")}
     configs["unet"]["in_channels"] = in_channels(header) or configs["unet"]["in_channels"]
-    texts = text_configs(folder, pick_family(header, file))
+    texts = text_configs(folder, family)
     check_fit(header, file, folder, configs, texts)
-    configs["scheduler"] = _config(PNDMScheduler, folder, "scheduler")
+    configs["scheduler"] = read_part_config(PNDMScheduler, folder, "scheduler")
     configs.update({part: text.to_dict() for part, text in texts.items()})
-    return folder, configs
+    return folder, configs, ()
 
 
 def _text_encoder(family: Family, part: str, text_config: Any, checkpoint: dict, dtype: torch.dtype):
     """One text encoder: built without weights, given the checkpoint's tensors as the family converts them (the
     conversion the checks ran on the meta device), in the dtype."""
     tensors = family.single_file.convert_text(checkpoint, text_config)
-    with init_empty_weights():
-        model = family.part(part).loader(text_config)
-    if not hasattr(model, "text_model"):  # transformers' CLIPTextModel names its tensors without text_model.
-        tensors = {name.removeprefix("text_model."): tensor for name, tensor in tensors.items()}
-    model.load_state_dict(tensors, strict=False, assign=True)
-    return model.to(dtype)
+    return build_text_encoder(family.part(part).loader, text_config, tensors, dtype)
 
 
 def load_checkpoint(path: str, folder: str, family: Family, in_channels: int, dtype: torch.dtype,
@@ -71,6 +72,8 @@ def load_checkpoint(path: str, folder: str, family: Family, in_channels: int, dt
     """The family's tokenizers, text encoders, UNet and VAE (or only the parts `names` lists) from one checkpoint
     file, by name; the UNet and VAE by diffusers' single-file loaders."""
     names = names or tuple(part.name for part in family.parts if part.name != "scheduler")
+    if family.flow_file is not None:
+        return load_flow_checkpoint(path, folder, family, dtype, vae_dtype, names)
     parts: dict[str, Any] = {}
     texts = text_configs(Path(folder), family)
     with quietly():

@@ -21,56 +21,89 @@ from transformers import CLIPTextConfig
 from pipeline.common.file_checks import quietly
 from pipeline.common.errors import UserError, first_line
 from pipeline.models.weights_check import expected_tensors
-from pipeline.models.families import FAMILIES, Family
+from pipeline.models.families import FAMILIES, Family, Part
 from pipeline.models.single_file.header import UNET, VAE, Header
 
 FAMILIES_DIR = Path(__file__).resolve().parents[3] / "configs" / "single_file"
-# the folders of configs/single_file that model.config may name
-CONFIG_FOLDERS = ("sd1", "sd2", "sd2-base", "sdxl", "sdxl-refiner")
+# the folders of configs/single_file that model.config may name, by the family whose configs they hold
+CONFIG_FOLDERS = {"sd1": "sd1", "sd2": "sd2", "sd2-base": "sd2", "sdxl": "sdxl", "sdxl-refiner": "sdxl-refiner",
+                  "sd3-medium": "sd3", "sd3.5-medium": "sd3", "sd3.5-large": "sd3", "flux-dev": "flux",
+                  "flux-schnell": "flux"}
 CONV_IN = UNET + "input_blocks.0.0.weight"
 
 
+def flow_family(header: Header) -> Family | None:
+    """The flow family (SD3, FLUX) whose transformer key the checkpoint holds, bare or under UNET's prefix."""
+    for family in FAMILIES.values():
+        marker = family.flow_file.marker if family.flow_file else None
+        if marker and (marker in header.tensors or UNET + marker in header.tensors):
+            return family
+    return None
+
+
 def pick_family(header: Header, path: Path) -> Family:
-    """The family whose text encoder keys the checkpoint holds; a file without the three parts is one sentence."""
-    for prefix, part in ((UNET, "UNet"), (VAE, "VAE")):
-        if not header.has(prefix):
-            raise UserError(f"model.path {path} holds no {part} in the original layout ({prefix}*): it is not a "
-                            "whole Stable Diffusion checkpoint (a LoRA, an embedding or a single part?).")
+    """The family whose transformer keys (SD3, FLUX) or text encoder keys (SD 1.x, 2.x, SDXL) the checkpoint holds;
+    a file without the three parts of an SD checkpoint is one sentence."""
+    flow = flow_family(header)
+    if flow is not None:
+        return flow
+    if not header.has(UNET):
+        raise UserError(f"model.path {path} holds no UNet in the original layout ({UNET}*) and no SD3 or FLUX "
+                        "transformer (joint_blocks.*, double_blocks.*): it is not a whole checkpoint (a LoRA, an "
+                        "embedding or a single part?).")
+    if not header.has(VAE):
+        raise UserError(f"model.path {path} holds no VAE in the original layout ({VAE}*): it is not a whole Stable "
+                        "Diffusion checkpoint (a LoRA, an embedding or a single part?).")
     readable = [family for family in FAMILIES.values() if family.single_file is not None]
     for family in readable:
         if header.has(family.single_file.text_key):
             return family
     keys = " or ".join(f"{family.single_file.text_key}* ({family.label})" for family in readable)
-    raise UserError(f"model.path {path} holds no text encoder of a known family ({keys}); "
-                    "other families (SD 3, Flux) are not supported in one file.")
+    raise UserError(f"model.path {path} holds no text encoder of a known family ({keys}).")
 
 
 def config_folder(header: Header, path: Path, name: str) -> Path:
     """The folder of configs to read the checkpoint with: model.config's family or folder, else the picked family."""
     family = pick_family(header, path)
-    name = name or family.single_file.config_name(header)
-    if name in CONFIG_FOLDERS:
+    reader = family.flow_file or family.single_file
+    name = name or reader.config_name(header)
+    shipped = [folder for folder, owner in CONFIG_FOLDERS.items()
+               if (owner == family.name if family.flow_file else FAMILIES[owner].flow_file is None)]
+    if name in shipped:
         return FAMILIES_DIR / name
     folder = Path(name)
-    if not (folder / "unet" / "config.json").is_file():
-        raise UserError(f"model.config must be one of {', '.join(CONFIG_FOLDERS)} or a folder of diffusers-format "
-                        f"configs (unet/config.json, ...); got '{name}'.")
+    if not (folder / family.denoiser / "config.json").is_file():
+        raise UserError(f"model.config must be one of {', '.join(shipped)} or a folder of diffusers-format configs "
+                        f"({family.denoiser}/config.json, ...) for model.path {path}, a {family.label} checkpoint; "
+                        f"got '{name}'.")
     return folder
 
 
+def read_part_config(cls: Any, folder: Path, part: str) -> dict[str, Any]:
+    """One diffusers part's config from the folder, or a sentence naming the file."""
+    try:
+        with quietly():
+            return dict(cls.load_config(folder, subfolder=part))
+    except (OSError, ValueError) as err:
+        raise UserError(f"model.config folder {folder} has no readable {part} config ({first_line(err)}).") from None
+
+
+def text_config(part: Part, folder: Path) -> Any:
+    """A text encoder's config (CLIP's, T5's: the part's config class) naming its model class, or a sentence naming
+    the one the folder lacks."""
+    try:
+        with quietly():
+            config = part.config.from_pretrained(folder, subfolder=part.name)
+    except (OSError, ValueError) as err:
+        raise UserError(f"model.config folder {folder} has no readable {part.name} config ({first_line(err)}).") \
+            from None
+    config.architectures = [part.loader.__name__]
+    return config
+
+
 def text_configs(folder: Path, family: Family) -> dict[str, CLIPTextConfig]:
-    """The config of each of the family's text encoders, naming its model class (the family's part), or a sentence
-    naming the one the folder lacks."""
-    configs = {}
-    for _, part in family.text_pairs:
-        try:
-            with quietly():
-                configs[part] = CLIPTextConfig.from_pretrained(folder, subfolder=part)
-        except (OSError, ValueError) as err:
-            raise UserError(f"model.config folder {folder} has no readable {part} config ({first_line(err)}).") \
-                from None
-        configs[part].architectures = [family.part(part).loader.__name__]
-    return configs
+    """The config of each of the family's CLIP text encoders."""
+    return {part: text_config(family.part(part), folder) for _, part in family.text_pairs}
 
 
 def _converted(header: Header, family: Family, configs: dict[str, dict[str, Any]],

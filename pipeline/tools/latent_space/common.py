@@ -53,7 +53,7 @@ def check_images(cfg: DictConfig, keys: list[str]) -> ImagePlan:
     """Check model, placement, output folder and the images named by `keys`, all before any weights load."""
     device = resolve_device(cfg.model.device)
     check_dtype_name(cfg.model.dtype)
-    info = inspect_model(cfg.model.path, cfg.model.allow_pickle, cfg.model.config)
+    info = inspect_model(cfg.model.path, cfg.model.allow_pickle, cfg.model.config, tuple(cfg.model.without))
     precision = choose_dtype(cfg.model.dtype, device, info.unet, info.vae)
     factor = info.vae_scale_factor
     images = [read_image(OmegaConf.select(cfg, key), key) for key in keys]
