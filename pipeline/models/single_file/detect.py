@@ -124,6 +124,13 @@ def check_fit(header: Header, path: Path, folder: Path, configs: dict[str, dict[
     """Every tensor the configs' models need is in the checkpoint with its shape; else one sentence saying which."""
     family = pick_family(header, path)
     converted = _converted(header, family, configs, texts)
+    check_shapes(path, folder, family, converted, configs, "the family or config folder it was trained as")
+
+
+def check_shapes(path: Path, folder: Path, family: Family, converted: dict[str, dict], configs: dict[str, Any],
+                 advice: str) -> None:
+    """Each part's converted tensors (in order) against those its config's model needs, by name and shape; the first
+    missing or misshapen one is one sentence ending in what model.config should be set to."""
     for part in converted:
         found = {name.removeprefix("text_model."): tuple(t.shape) for name, t in converted[part].items()}
         for name, shape in expected_tensors(family.part(part), folder / part, configs.get(part, {})).items():
@@ -131,8 +138,7 @@ def check_fit(header: Header, path: Path, folder: Path, configs: dict[str, dict[
             if have != shape:
                 state = "lacks it" if have is None else f"has {list(have)}"
                 raise UserError(f"model.path {path} does not fit the {part} of {folder}: {name} must have shape "
-                                f"{list(shape)} and the checkpoint {state}; set model.config to the family or "
-                                "config folder it was trained as.")
+                                f"{list(shape)} and the checkpoint {state}; set model.config to {advice}.")
 
 
 def in_channels(header: Header) -> int | None:

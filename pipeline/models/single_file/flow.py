@@ -23,9 +23,9 @@ from pipeline.common.file_checks import quietly
 from pipeline.models.families import Family
 from pipeline.models.families.flow_file import VAES, convert_flow_text
 from pipeline.models.single_file.encoders import build_text_encoder
-from pipeline.models.single_file.detect import read_part_config, text_config
+from pipeline.models.single_file.detect import check_shapes, read_part_config, text_config
 from pipeline.models.single_file.header import Header
-from pipeline.models.weights_check import check_weights, expected_tensors, stem, weight_files
+from pipeline.models.weights_check import check_weights, stem, weight_files
 
 FOLDER_HINT = {"sd3": "stabilityai/stable-diffusion-3.5-medium", "flux": "black-forest-labs/FLUX.1-dev"}
 
@@ -108,15 +108,8 @@ def read_flow_configs(header: Header, path: Path, folder: Path, family: Family, 
     in_file = {name: config for name, config in objects.items() if holds(header.tensors, family, name)}
     converted = _converted(header, path, family, in_file)
     configs = {name: config if isinstance(config, dict) else config.to_dict() for name, config in objects.items()}
-    for part in sorted(in_file, key=lambda name: name != family.denoiser):  # the transformer's misfit first
-        found = {name.removeprefix("text_model."): tuple(t.shape) for name, t in converted[part].items()}
-        for name, shape in expected_tensors(family.part(part), folder / part, configs[part]).items():
-            have = found.get(name.removeprefix("text_model."))
-            if have != shape:
-                state = "lacks it" if have is None else f"has {list(have)}"
-                raise UserError(f"model.path {path} does not fit the {part} of {folder}: {name} must have shape "
-                                f"{list(shape)} and the checkpoint {state}; set model.config to the configs of the "
-                                "model it is.")
+    first = dict(sorted(converted.items(), key=lambda item: item[0] != family.denoiser))  # the transformer's first
+    check_shapes(path, folder, family, first, configs, "the configs of the model it is")
     check_weights(folder, {name: configs[name] for name in configs if name not in in_file}, allow_pickle, family)
     configs["scheduler"] = read_part_config(FlowMatchEulerDiscreteScheduler, folder, "scheduler")
     return configs, loaded
