@@ -136,8 +136,8 @@ class FlowConfig:
     text_tokens: int = 32  # the CLIP window (the exported tokenizer's model_max_length; SD's is 77)
     shift: float = 1.0  # the exported FlowMatchEulerDiscreteScheduler's (SD3's 3.0 is for 1024-pixel images)
     batch_size: int = 64
-    steps: int = 3000
-    lr: float = 3e-4
+    steps: int = 6000  # flow3: 0.44 s/step natively, 0.48 AVX2-capped (docs/shapes-model.md)
+    lr: float = 1e-3  # flow1's 3e-4 learnt colours and places but not outlines in 3000 steps
     warmup_steps: int = 200
     ema_decay: float = 0.999
     checkpoint_every: int = 200
