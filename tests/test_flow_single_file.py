@@ -1,5 +1,5 @@
 """SD3 / SD3.5 and FLUX.1 checkpoints in their released one-file layouts: tiny models written as one file give the
-images of their folders byte for byte, the family and config come from the keys, parts a file lacks come from
+images of their folders within 1/255, the family and config come from the keys, parts a file lacks come from
 model.config's folder (or T5 is left out), and a wrong or truncated file is one sentence before any weights load."""
 
 import shutil
@@ -55,7 +55,9 @@ def test_a_released_layout_file_gives_the_images_of_its_folder(kind, folders, tm
     expected = _images(make_config(folder, tmp_path / "folder", **SHARED, **guidance))
     assert expected.std() > 2, "trivial images"
     found = _images(make_config(file, tmp_path / "file", model__config=str(configs), **SHARED, **guidance))
-    assert np.array_equal(found, expected)
+    # byte for byte on AVX-512; AVX2 kernels take the weights' memory alignment into account, and a file's tensors are
+    # not aligned as a folder's (4 against 8 bytes here): 1/255 in 0.02% of SD3's pixels
+    assert np.abs(found.astype(int) - expected).max() <= 1
 
 
 def _file(folders, kind, tmp_path, **layout):
