@@ -132,6 +132,7 @@ class FlowConfig:
     layers: int = 6
     heads: int = 4
     head_dim: int = 24
+    patch_size: int = 2  # latent pixels per token side (SD3's 2; 1 = a token per 4x4 image pixels)
     t5_tokens: int = 1  # the empty T5 slot's zero tokens: configs/flow.yaml's max_sequence_length
     text_tokens: int = 32  # the CLIP window (the exported tokenizer's model_max_length; SD's is 77)
     shift: float = 1.0  # the exported FlowMatchEulerDiscreteScheduler's (SD3's 3.0 is for 1024-pixel images)
