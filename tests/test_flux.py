@@ -61,8 +61,9 @@ def theirs(folder, task, count, name="flow_euler", **kwargs):
                 **kwargs).images
 
 
-@pytest.mark.parametrize("model,true_cfg,name", [("dev", 1.0, "flow_euler"), ("dev", 4.0, "flow_euler"),
-                                                  ("schnell", 1.0, "flow_euler"), ("schnell", 4.0, "flow_euler_karras")])
+@pytest.mark.parametrize("model,true_cfg,name", [
+    ("dev", 1.0, "flow_euler"), ("dev", 4.0, "flow_euler"),
+    ("schnell", 1.0, "flow_euler"), ("schnell", 4.0, "flow_euler_karras")])
 def test_txt2img_equals_diffusers(flux_models, tmp_path, model, true_cfg, name):
     """One pass per step with the distilled guidance (dev) or none (schnell); two with true CFG."""
     images = ours(flux_models[model], tmp_path, 2, true_cfg_scale=true_cfg, scheduler__name=name)

@@ -27,11 +27,12 @@ def projected_encoder(plain: CLIPTextModel) -> CLIPTextModelWithProjection:
 
 
 def flow_transformer(spec, text_width: int, latent_channels: int, latent_side: int) -> SD3Transformer2DModel:
-    """A transformer over patches of the base's latents (`spec.patch_size`), reading SLOTS x the text width (the joined CLIP states
-    and pooled outputs, as SD3's pipeline joins them)."""
+    """A transformer over `spec.patch_size` patches of the base's latents, reading SLOTS x the text width (the joined
+    CLIP states and pooled outputs, as SD3's pipeline joins them)."""
     return SD3Transformer2DModel(
-        sample_size=latent_side, patch_size=spec.patch_size, in_channels=latent_channels, out_channels=latent_channels,
-        num_layers=spec.layers, attention_head_dim=spec.head_dim, num_attention_heads=spec.heads,
+        sample_size=latent_side, patch_size=spec.patch_size, in_channels=latent_channels,
+        out_channels=latent_channels, num_layers=spec.layers, attention_head_dim=spec.head_dim,
+        num_attention_heads=spec.heads,
         joint_attention_dim=SLOTS * text_width, caption_projection_dim=spec.heads * spec.head_dim,
         pooled_projection_dim=SLOTS * text_width, pos_embed_max_size=latent_side)
 
