@@ -11,6 +11,7 @@ from PIL import Image
 
 from conftest import generators, max_pixel_difference
 from pipeline.lab.shapes.flow_models import encode_flow, projected_encoder
+from pipeline.lab.shapes.flow_train import training_sigmas
 from pipeline.lab.shapes.models import build_text_encoder
 from pipeline.lab.shapes.train import main
 from pipeline.lab.shapes.train_config import load_config
@@ -32,6 +33,18 @@ def test_the_projected_encoder_is_the_base_encoder_in_both_slots() -> None:
     assert torch.equal(hidden[:, :77, :width], plain.hidden_states[-2]) and torch.equal(
         hidden[:, :77, width:], plain.hidden_states[-2])
     assert torch.allclose(pooled, torch.cat([plain.pooler_output] * 2, dim=-1), atol=1e-6)
+
+
+def test_the_training_sigmas_are_logit_normal_at_the_keys_location_and_scale() -> None:
+    spec = load_config(TINY).flow
+    plain = training_sigmas(spec, 20000, torch.Generator().manual_seed(0))
+    assert plain.min() > 0 and plain.max() < 1 and abs(plain.median().item() - 0.5) < 0.01
+    spec.sigma_mean, spec.sigma_std = 0.5, 1.5
+    moved = training_sigmas(spec, 20000, torch.Generator().manual_seed(0))
+    logits = torch.logit(moved)  # the same normal draws, moved and widened
+    assert torch.allclose(logits, 0.5 + 1.5 * torch.logit(plain), atol=1e-4)
+    assert abs(moved.median().item() - torch.sigmoid(torch.tensor(0.5)).item()) < 0.01
+    assert (moved > 0.9).float().mean() > (plain > 0.9).float().mean()
 
 
 def test_the_stage_trains_from_an_export_resumes_and_runs_as_sd3(tmp_path: Path, monkeypatch) -> None:

@@ -1,10 +1,10 @@
 """Stage 10: the flow-matching member. An SD3-format transformer learns, from scratch, the velocity from the base's
 latents to noise (rectified flow: x_t = (1 - s) x_0 + s e, target e - x_0, s drawn logit-normal as SD3 trained,
-Esser et al. 2024, section 3.1), with captions dropped as the base's were so classifier-free guidance works;
-resumably, with EMA; exported as a StableDiffusion3Pipeline folder whose VAE links to the base's. Its tokenizer is
-the base's with a shorter window (`flow.text_tokens`; the world's captions take at most 18 tokens): SD3's pipeline
-pads the CLIP prompts to the tokenizer's length, and every token is a row of the joint attention, so 32 tokens
-instead of 77 make a training step about a third cheaper."""
+Esser et al. 2024, section 3.1; `flow.sigma_mean` / `sigma_std` its location and scale), with captions dropped as
+the base's were so classifier-free guidance works; resumably, with EMA; exported as a StableDiffusion3Pipeline
+folder whose VAE links to the base's. Its tokenizer is the base's with a shorter window (`flow.text_tokens`; the
+world's captions take at most 18 tokens): SD3's pipeline pads the CLIP prompts to the tokenizer's length, and every
+token is a row of the joint attention, so 32 tokens instead of 77 make a training step about a third cheaper."""
 
 from __future__ import annotations
 
@@ -33,6 +33,11 @@ from pipeline.lab.shapes.world import make_scenes
 VAE_WEIGHTS = "diffusion_pytorch_model.safetensors"
 
 
+def training_sigmas(spec, count: int, generator: torch.Generator) -> torch.Tensor:
+    """`count` noise levels in (0, 1), logit-normal: sigmoid of N(spec.sigma_mean, spec.sigma_std)."""
+    return torch.sigmoid(spec.sigma_mean + spec.sigma_std * torch.randn(count, generator=generator))
+
+
 def flow_loss(transformer, encoder, tokenizer: CLIPTokenizer, latents: torch.Tensor, scaling: float, scenes,
               config: TrainConfig, step: int) -> torch.Tensor:
     """The step's velocity loss; its batch and noise depend on (seed, step) only."""
@@ -42,7 +47,7 @@ def flow_loss(transformer, encoder, tokenizer: CLIPTokenizer, latents: torch.Ten
     clean = latents[torch.from_numpy(picks)] * scaling
     generator = torch.Generator().manual_seed(config.seed * 1_000_003 + 10 * step)
     noise = torch.randn(clean.shape, generator=generator)
-    sigma = torch.sigmoid(torch.randn(len(picks), generator=generator))[:, None, None, None]
+    sigma = training_sigmas(spec, len(picks), generator)[:, None, None, None]
     hidden, pooled = encode_flow(encoder, ids, spec.t5_tokens)
     prediction = transformer(hidden_states=(1 - sigma) * clean + sigma * noise, timestep=sigma.flatten() * 1000,
                              encoder_hidden_states=hidden, pooled_projections=pooled, return_dict=False)[0]

@@ -136,6 +136,8 @@ class FlowConfig:
     t5_tokens: int = 1  # the empty T5 slot's zero tokens: configs/flow.yaml's max_sequence_length
     text_tokens: int = 32  # the CLIP window (the exported tokenizer's model_max_length; SD's is 77)
     shift: float = 1.0  # the exported FlowMatchEulerDiscreteScheduler's (SD3's 3.0 is for 1024-pixel images)
+    sigma_mean: float = 0.0  # training sigmas are sigmoid(N(sigma_mean, sigma_std)): SD3's logit-normal (0, 1);
+    sigma_std: float = 1.0  # a positive mean draws more of them near the noise end, where layouts are decided
     batch_size: int = 64
     steps: int = 6000  # flow3: 0.44 s/step natively, 0.48 AVX2-capped (docs/shapes-model.md)
     lr: float = 1e-3  # flow1's 3e-4 learnt colours and places but not outlines in 3000 steps
