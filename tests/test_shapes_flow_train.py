@@ -10,7 +10,7 @@ from diffusers import StableDiffusion3Pipeline
 from PIL import Image
 
 from conftest import generators, max_pixel_difference
-from pipeline.lab.shapes.flow_models import encode_flow, projected_encoder
+from pipeline.lab.shapes.flow_models import encode_flow, flow_transformer, projected_encoder
 from pipeline.lab.shapes.flow_train import training_sigmas
 from pipeline.lab.shapes.models import build_text_encoder
 from pipeline.lab.shapes.train import main
@@ -45,6 +45,23 @@ def test_the_training_sigmas_are_logit_normal_at_the_keys_location_and_scale() -
     assert torch.allclose(logits, 0.5 + 1.5 * torch.logit(plain), atol=1e-4)
     assert abs(moved.median().item() - torch.sigmoid(torch.tensor(0.5)).item()) < 0.01
     assert (moved > 0.9).float().mean() > (plain > 0.9).float().mean()
+
+
+def test_adaln_zero_starts_every_block_as_the_identity_and_predicts_zero() -> None:
+    spec = load_config(TINY).flow
+    spec.zero_init, spec.layers = True, 2  # block 0 then reads and writes the text too
+    torch.manual_seed(0)
+    model = flow_transformer(spec, 32, 4, 16)
+    inputs = {"hidden_states": torch.randn(2, 4, 16, 16), "timestep": torch.tensor([500.0, 100.0]),
+              "encoder_hidden_states": torch.randn(2, 5, 64), "pooled_projections": torch.randn(2, 64)}
+    assert model(**inputs, return_dict=False)[0].abs().max() == 0
+    block = model.transformer_blocks[0]
+    tokens, text = torch.randn(2, 64, model.inner_dim), torch.randn(2, 5, model.inner_dim)
+    context, image = block(hidden_states=tokens, encoder_hidden_states=text, temb=torch.randn(2, model.inner_dim))
+    assert torch.equal(image, tokens) and torch.equal(context, text)  # the gates are zero: nothing added
+    spec.zero_init = False
+    torch.manual_seed(0)
+    assert flow_transformer(spec, 32, 4, 16)(**inputs, return_dict=False)[0].abs().max() > 0
 
 
 def test_the_stage_trains_from_an_export_resumes_and_runs_as_sd3(tmp_path: Path, monkeypatch) -> None:

@@ -29,12 +29,25 @@ def projected_encoder(plain: CLIPTextModel) -> CLIPTextModelWithProjection:
 def flow_transformer(spec, text_width: int, latent_channels: int, latent_side: int) -> SD3Transformer2DModel:
     """A transformer over `spec.patch_size` patches of the base's latents, reading SLOTS x the text width (the joined
     CLIP states and pooled outputs, as SD3's pipeline joins them)."""
-    return SD3Transformer2DModel(
+    transformer = SD3Transformer2DModel(
         sample_size=latent_side, patch_size=spec.patch_size, in_channels=latent_channels,
         out_channels=latent_channels, num_layers=spec.layers, attention_head_dim=spec.head_dim,
         num_attention_heads=spec.heads,
         joint_attention_dim=SLOTS * text_width, caption_projection_dim=spec.heads * spec.head_dim,
         pooled_projection_dim=SLOTS * text_width, pos_embed_max_size=latent_side)
+    return zero_modulation(transformer) if spec.zero_init else transformer
+
+
+def zero_modulation(transformer: SD3Transformer2DModel) -> SD3Transformer2DModel:
+    """DiT's adaLN-Zero start (Peebles & Xie 2023, section 3.2): every block's modulation (shift, scale, gate) and
+    the output layer's are zero, so each block starts as the identity and the first prediction is zero."""
+    with torch.no_grad():
+        for name, module in transformer.named_modules():
+            if name == "proj_out" or name.endswith(("norm1", "norm1_context", "norm_out")):
+                layer = module if name == "proj_out" else module.linear
+                layer.weight.zero_()
+                layer.bias.zero_()
+    return transformer
 
 
 @torch.no_grad()
