@@ -69,7 +69,7 @@ def test_the_stage_trains_from_an_export_resumes_and_runs_as_sd3(tmp_path: Path,
     common = [TINY, f"run_dir={tmp_path / 'run'}", f"export_dir={export}", f"flow.export_dir={flow}"]
     main(common + ["until=export"])
     main(common + ["after=xl", "until=flow", "flow.steps=1"])
-    main(common + ["after=xl", "until=flow", "flow.steps=2"])  # resumes from step 1
+    main(common + ["after=xl", "until=flow", "flow.steps=2", "flow.teacher=0.5"])  # resumes from step 1, taught
     assert torch.load(tmp_path / "run" / "flow" / "state.pt", weights_only=False)["step"] == 2
     index = json.loads((flow / "model_index.json").read_text())
     assert index["_class_name"] == "StableDiffusion3Pipeline" and index["text_encoder_3"] == [None, None]

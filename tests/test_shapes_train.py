@@ -164,3 +164,12 @@ def test_inpaint_loss_can_weigh_the_repainted_cells_at_the_edge() -> None:
     assert torch.equal(weights[2:], torch.full((2, 4), 3.0))
     whole = torch.cat([torch.ones(1, 1, 4, 4), torch.randn(1, 4, 4, 4)], dim=1)  # no kept cell: no edge
     assert torch.equal(kept_region_weights(whole, 3.0, 5.0), torch.ones(1, 1, 4, 4))
+
+
+def test_shares_outside_zero_to_one_are_one_clear_error() -> None:
+    from pipeline.lab.shapes import train_config
+
+    for key in ("controlnet.caption_empty", "flow.teacher"):
+        with pytest.raises(UserError, match=f"^{key} must be a share from 0 to 1; got 1.5.$"):
+            train_config.load_config(TINY, [f"{key}=1.5"])
+        assert getattr(train_config.load_config(TINY, [f"{key}=1"]), key.split(".")[0]) is not None

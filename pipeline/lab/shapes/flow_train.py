@@ -25,6 +25,7 @@ from pipeline.models.precision import DTYPES
 from pipeline.lab.shapes.checkpoint import cosine_lr, load_state, save_state, update_summary
 from pipeline.lab.shapes.export import export_scaling, folder_size
 from pipeline.lab.shapes.flow_models import encode_flow, flow_transformer, projected_encoder
+from pipeline.lab.shapes.flow_teacher import Teacher
 from pipeline.lab.shapes.latent_cache import training_scenes_seed
 from pipeline.lab.shapes.train_config import TrainConfig
 from pipeline.lab.shapes.unet_train import training_batch, update_ema
@@ -39,8 +40,9 @@ def training_sigmas(spec, count: int, generator: torch.Generator) -> torch.Tenso
 
 
 def flow_loss(transformer, encoder, tokenizer: CLIPTokenizer, latents: torch.Tensor, scaling: float, scenes,
-              config: TrainConfig, step: int) -> torch.Tensor:
-    """The step's velocity loss; its batch and noise depend on (seed, step) only."""
+              config: TrainConfig, step: int, teacher: Teacher | None = None) -> torch.Tensor:
+    """The step's velocity loss; its batch and noise depend on (seed, step) only. With a teacher, the target is
+    `flow.teacher` parts its velocity and the rest the data's `e - x_0`."""
     spec = config.flow
     picks, ids = training_batch(tokenizer, scenes, dataclasses.replace(config.unet, batch_size=spec.batch_size),
                                 config.seed + 10, step)
@@ -49,9 +51,14 @@ def flow_loss(transformer, encoder, tokenizer: CLIPTokenizer, latents: torch.Ten
     noise = torch.randn(clean.shape, generator=generator)
     sigma = training_sigmas(spec, len(picks), generator)[:, None, None, None]
     hidden, pooled = encode_flow(encoder, ids, spec.t5_tokens)
-    prediction = transformer(hidden_states=(1 - sigma) * clean + sigma * noise, timestep=sigma.flatten() * 1000,
+    noisy, target = (1 - sigma) * clean + sigma * noise, noise - clean
+    prediction = transformer(hidden_states=noisy, timestep=sigma.flatten() * 1000,
                              encoder_hidden_states=hidden, pooled_projections=pooled, return_dict=False)[0]
-    return F.mse_loss(prediction.float(), noise - clean)
+    if teacher is not None and spec.teacher > 0:
+        taught, inside = teacher.velocity(noisy, sigma.flatten(), ids)
+        mixed = spec.teacher * taught + (1 - spec.teacher) * target
+        target = torch.where(inside[:, None, None, None], mixed, target)
+    return F.mse_loss(prediction.float(), target)
 
 
 def flow_tokenizer(base: Path, tokens: int) -> CLIPTokenizer:
@@ -95,6 +102,8 @@ def train_flow(config: TrainConfig, run_dir: Path, latents: torch.Tensor) -> int
     torch.manual_seed(config.seed + 10)
     transformer = flow_transformer(spec, encoder.config.hidden_size, latents.shape[1], latents.shape[-1])
     ema = copy.deepcopy(transformer).requires_grad_(False)
+    base_tokens = CLIPTokenizer.from_pretrained(base / "tokenizer").model_max_length
+    teacher = Teacher(base, encoder, tokenizer.pad_token_id, base_tokens) if spec.teacher > 0 else None
     optimiser = torch.optim.AdamW(transformer.parameters(), lr=spec.lr, weight_decay=0.01)
     step, elapsed, state = 0, 0.0, load_state(stage_dir / "state.pt")
     if state is not None:
@@ -107,7 +116,7 @@ def train_flow(config: TrainConfig, run_dir: Path, latents: torch.Tensor) -> int
     for step in bar:
         for group in optimiser.param_groups:
             group["lr"] = spec.lr * cosine_lr(step, spec.steps, spec.warmup_steps)
-        loss = flow_loss(transformer, encoder, tokenizer, latents, scaling, scenes, config, step)
+        loss = flow_loss(transformer, encoder, tokenizer, latents, scaling, scenes, config, step, teacher)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(transformer.parameters(), 1.0)

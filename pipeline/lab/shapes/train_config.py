@@ -139,6 +139,7 @@ class FlowConfig:
     sigma_mean: float = 0.0  # training sigmas are sigmoid(N(sigma_mean, sigma_std)): SD3's logit-normal (0, 1);
     sigma_std: float = 1.0  # a positive mean draws more of them near the noise end, where layouts are decided
     zero_init: bool = False  # DiT's adaLN-Zero: the blocks' modulation and the output layer start at zero
+    teacher: float = 0.0  # the share of the target that is the base UNet's velocity (flow_teacher.py); 0 = the data's
     batch_size: int = 64
     steps: int = 6000  # flow3: 0.44 s/step natively, 0.48 AVX2-capped (docs/shapes-model.md)
     lr: float = 1e-3  # flow1's 3e-4 learnt colours and places but not outlines in 3000 steps
@@ -245,6 +246,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
     if not 0 <= recipe.lcm.w_min <= recipe.lcm.w_max:
         raise UserError(f"lcm.w_min and lcm.w_max must satisfy 0 <= w_min <= w_max; got {recipe.lcm.w_min} and "
                         f"{recipe.lcm.w_max}.")
-    if not 0 <= recipe.controlnet.caption_empty <= 1:
-        raise UserError(f"controlnet.caption_empty must be a chance from 0 to 1; got {recipe.controlnet.caption_empty}.")
+    for key in ("controlnet.caption_empty", "flow.teacher"):
+        stage, name = key.split(".")
+        value = getattr(getattr(recipe, stage), name)
+        if not 0 <= value <= 1:
+            raise UserError(f"{key} must be a share from 0 to 1; got {value}.")
     return recipe
