@@ -138,10 +138,10 @@ class FlowConfig:
     shift: float = 1.0  # the exported FlowMatchEulerDiscreteScheduler's (SD3's 3.0 is for 1024-pixel images)
     sigma_mean: float = 0.0  # training sigmas are sigmoid(N(sigma_mean, sigma_std)): SD3's logit-normal (0, 1);
     sigma_std: float = 1.0  # a positive mean draws more of them near the noise end, where layouts are decided
-    zero_init: bool = False  # DiT's adaLN-Zero: the blocks' modulation and the output layer start at zero
-    teacher: float = 0.0  # the share of the target that is the base UNet's velocity (flow_teacher.py); 0 = the data's
+    zero_init: bool = True  # DiT's adaLN-Zero: the blocks' modulation and the output layer start at zero (flow6)
+    teacher: float = 1.0  # the target's share that is the base UNet's velocity (flow_teacher.py; flow8); 0 = the data's
     batch_size: int = 64
-    steps: int = 6000  # flow3: 0.44 s/step natively, 0.48 AVX2-capped (docs/shapes-model.md)
+    steps: int = 6000  # flow8 (taught): 0.63 s/step natively, 0.77 AVX2-capped: over the hour (docs/shapes-model.md)
     lr: float = 1e-3  # flow1's 3e-4 learnt colours and places but not outlines in 3000 steps
     warmup_steps: int = 200
     ema_decay: float = 0.999
