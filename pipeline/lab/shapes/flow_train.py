@@ -1,8 +1,9 @@
 """Stage 10: the flow-matching member. An SD3-format transformer learns, from scratch, the velocity from the base's
 latents to noise (rectified flow: x_t = (1 - s) x_0 + s e, target e - x_0, s drawn logit-normal as SD3 trained,
-Esser et al. 2024, section 3.1; `flow.sigma_mean` / `sigma_std` its location and scale), with captions dropped as
-the base's were so classifier-free guidance works; resumably, with EMA; exported as a StableDiffusion3Pipeline
-folder whose VAE links to the base's. Its tokenizer is the base's with a shorter window (`flow.text_tokens`; the
+Esser et al. 2024, section 3.1; `flow.sigma_mean` / `sigma_std` its location and scale; with `flow.teacher` the
+target is the base UNet's estimate of it, flow_teacher.py), with captions dropped as the base's were so
+classifier-free guidance works; resumably, with EMA; exported as a StableDiffusion3Pipeline folder whose VAE links to
+the base's. Its tokenizer is the base's with a shorter window (`flow.text_tokens`; the
 world's captions take at most 18 tokens): SD3's pipeline pads the CLIP prompts to the tokenizer's length, and every
 token is a row of the joint attention, so 32 tokens instead of 77 make a training step about a third cheaper."""
 
