@@ -55,7 +55,7 @@ def flow_loss(transformer, encoder, tokenizer: CLIPTokenizer, latents: torch.Ten
     noisy, target = (1 - sigma) * clean + sigma * noise, noise - clean
     prediction = transformer(hidden_states=noisy, timestep=sigma.flatten() * 1000,
                              encoder_hidden_states=hidden, pooled_projections=pooled, return_dict=False)[0]
-    if teacher is not None and spec.teacher > 0:
+    if teacher is not None:  # built only when flow.teacher > 0
         taught, inside = teacher.velocity(noisy, sigma.flatten(), ids)
         mixed = spec.teacher * taught + (1 - spec.teacher) * target
         target = torch.where(inside[:, None, None, None], mixed, target)
