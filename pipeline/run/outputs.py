@@ -27,9 +27,7 @@ def check_writable(output_dir: str) -> Path:
     folder = Path(output_dir)
     made = [parent for parent in (folder, *folder.parents) if not parent.exists()]
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
-            pass
+        _probe(folder)
     except OSError as err:
         raise UserError(f"output_dir {folder} cannot be written ({err.strerror or type(err).__name__}).") from None
     finally:
@@ -40,6 +38,19 @@ def check_writable(output_dir: str) -> Path:
             except OSError:
                 break
     return folder
+
+
+def _probe(folder: Path, tries: int = 20) -> None:
+    """Make the folder and write a probe file in it. Another process checking the same new folder (two launched
+    processes of one job) may remove it between the two steps, as its own probe's cleanup: then make it again."""
+    for attempt in range(tries):
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+                return
+        except FileNotFoundError:
+            if attempt == tries - 1:
+                raise
 
 
 def ensure_folder(folder: Path) -> None:
