@@ -1,4 +1,4 @@
-"""The output folder's write probe when two processes of one job check the same new folder at once."""
+"""Two processes of one job writing into the same new output folder: one's probe cleanup may remove it under the other."""
 
 import tempfile
 
@@ -35,3 +35,20 @@ def test_a_folder_that_keeps_vanishing_is_still_an_error(tmp_path, monkeypatch):
     monkeypatch.setattr(outputs.tempfile, "NamedTemporaryFile", always_vanishing)
     with pytest.raises(UserError, match="cannot be written"):
         outputs.check_writable(str(tmp_path / "out"))
+
+
+def test_a_numbered_file_is_written_when_the_folder_vanishes_first(tmp_path, monkeypatch):
+    """The same race while a finished image takes its number: the folder is made again and the number held."""
+    folder, real = tmp_path / "out", outputs.next_number
+    calls = []
+
+    def vanishing(where):
+        calls.append(where)
+        if len(calls) == 1:
+            where.rmdir()
+        return real(where)
+
+    monkeypatch.setattr(outputs, "next_number", vanishing)
+    with outputs.reserved_number(folder) as number:
+        assert number == 1 and (folder / ".00001.reserved").exists()
+    assert len(calls) == 2 and not (folder / ".00001.reserved").exists()

@@ -8,7 +8,7 @@ import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
@@ -18,6 +18,7 @@ from pipeline.common.interrupts import held
 
 NUMBERED = re.compile(r"^(\d{5,})-")
 FULL = (errno.ENOSPC, errno.EDQUOT)  # no space left, quota exceeded
+T = TypeVar("T")
 
 
 def check_writable(output_dir: str) -> Path:
@@ -40,17 +41,28 @@ def check_writable(output_dir: str) -> Path:
     return folder
 
 
-def _probe(folder: Path, tries: int = 20) -> None:
-    """Make the folder and write a probe file in it. Another process checking the same new folder (two launched
-    processes of one job) may remove it between the two steps, as its own probe's cleanup: then make it again."""
-    for attempt in range(tries):
-        folder.mkdir(parents=True, exist_ok=True)
+def _probe(folder: Path) -> None:
+    """Make the folder and write a probe file in it (in_folder: another process's probe may remove it meanwhile)."""
+
+    def probe() -> None:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
+            pass
+
+    in_folder(folder, probe)
+
+
+def in_folder(folder: Path, action: Callable[[], T], tries: int = 20) -> T:
+    """Make the folder, then run `action` in it. Another process checking the same new folder (two launched
+    processes of one job) removes it when its probe is done, if it is empty: then it is made again and `action`
+    retried; the last try's error is the action's own."""
+    for _ in range(tries - 1):
+        ensure_folder(folder)
         try:
-            with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
-                return
+            return action()
         except FileNotFoundError:
-            if attempt == tries - 1:
-                raise
+            pass
+    ensure_folder(folder)
+    return action()
 
 
 def ensure_folder(folder: Path) -> None:
@@ -89,12 +101,11 @@ def reserved_number(folder: Path) -> Iterator[int]:
     either fails to create the marker, or creates it after the first removed it, by when the first's files
     are in place and the check below sees them. A marker left by a killed process only skips its number.
     """
-    ensure_folder(folder)
-    number = next_number(folder)
+    number = in_folder(folder, lambda: next_number(folder))
     while True:
         marker = folder / f".{number:05d}.reserved"
         try:
-            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+            in_folder(folder, lambda: os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)))
         except FileExistsError:
             number += 1
             continue
@@ -129,8 +140,7 @@ def publish(tmp: Path, final: Path) -> bool:
 
 def temp_file(folder: Path, suffix: str) -> Path:
     """A fresh hidden temp path in the folder (same filesystem, so the final link is atomic)."""
-    ensure_folder(folder)
-    handle, name = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix)
+    handle, name = in_folder(folder, lambda: tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=suffix))
     os.close(handle)
     umask = os.umask(0)
     os.umask(umask)
