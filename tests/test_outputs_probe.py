@@ -1,4 +1,4 @@
-"""Two processes of one job writing into the same new output folder: one's probe cleanup may remove it under the other."""
+"""Two processes of one job writing into one new output folder: one's probe cleanup may remove it under the other."""
 
 import tempfile
 
