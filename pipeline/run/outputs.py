@@ -28,7 +28,7 @@ def check_writable(output_dir: str) -> Path:
     folder = Path(output_dir)
     made = [parent for parent in (folder, *folder.parents) if not parent.exists()]
     try:
-        _probe(folder)
+        in_folder(folder, lambda: tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-").close())  # deleted on close
     except OSError as err:
         raise UserError(f"output_dir {folder} cannot be written ({err.strerror or type(err).__name__}).") from None
     finally:
@@ -39,16 +39,6 @@ def check_writable(output_dir: str) -> Path:
             except OSError:
                 break
     return folder
-
-
-def _probe(folder: Path) -> None:
-    """Make the folder and write a probe file in it (in_folder: another process's probe may remove it meanwhile)."""
-
-    def probe() -> None:
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-"):
-            pass
-
-    in_folder(folder, probe)
 
 
 def in_folder(folder: Path, action: Callable[[], T], tries: int = 20) -> T:
