@@ -16,12 +16,14 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, StableDiffusion3Pipeline
 from tqdm import tqdm
 from transformers import CLIPTextModel, CLIPTokenizer
 
+from pipeline.common.errors import UserError
 from pipeline.models.precision import DTYPES
 from pipeline.lab.shapes.checkpoint import cosine_lr, load_state, save_state, update_summary
 from pipeline.lab.shapes.export import export_scaling, folder_size
@@ -41,12 +43,13 @@ def training_sigmas(spec, count: int, generator: torch.Generator) -> torch.Tenso
 
 
 def flow_loss(transformer, encoder, tokenizer: CLIPTokenizer, latents: torch.Tensor, scaling: float, scenes,
-              config: TrainConfig, step: int, teacher: Teacher | None = None) -> torch.Tensor:
-    """The step's velocity loss; its batch and noise depend on (seed, step) only. With a teacher, the target is
-    `flow.teacher` parts its velocity and the rest the data's `e - x_0`."""
+              config: TrainConfig, step: int, teacher: Teacher | None = None, draw=None) -> torch.Tensor:
+    """The step's velocity loss; its batch and noise depend on (seed, step) only (`draw`: scene_draw's). With a
+    teacher, the target of the `flow.teacher_share` noisiest samples is `flow.teacher` parts its velocity and the
+    rest the data's `e - x_0`; the other samples keep the data's."""
     spec = config.flow
     picks, ids = training_batch(tokenizer, scenes, dataclasses.replace(config.unet, batch_size=spec.batch_size),
-                                config.seed + 10, step)
+                                config.seed + 10, step, draw)
     clean = latents[torch.from_numpy(picks)] * scaling
     generator = torch.Generator().manual_seed(config.seed * 1_000_003 + 10 * step)
     noise = torch.randn(clean.shape, generator=generator)
@@ -55,11 +58,30 @@ def flow_loss(transformer, encoder, tokenizer: CLIPTokenizer, latents: torch.Ten
     noisy, target = (1 - sigma) * clean + sigma * noise, noise - clean
     prediction = transformer(hidden_states=noisy, timestep=sigma.flatten() * 1000,
                              encoder_hidden_states=hidden, pooled_projections=pooled, return_dict=False)[0]
-    if teacher is not None:  # built only when flow.teacher > 0
-        taught, inside = teacher.velocity(noisy, sigma.flatten(), ids)
-        mixed = spec.teacher * taught + (1 - spec.teacher) * target
-        target = torch.where(inside[:, None, None, None], mixed, target)
+    rows = sigma.flatten().argsort(descending=True)[: round(spec.teacher_share * len(picks))]
+    if teacher is not None and len(rows):  # a teacher is built only when flow.teacher and teacher_share are > 0
+        taught, inside = teacher.velocity(noisy[rows], sigma.flatten()[rows], ids[rows])
+        mixed = spec.teacher * taught + (1 - spec.teacher) * target[rows]
+        target = target.index_copy(0, rows, torch.where(inside[:, None, None, None], mixed, target[rows]))
     return F.mse_loss(prediction.float(), target)
+
+
+def scene_draw(scenes, share: float):
+    """None (scenes drawn uniformly) when `share` is 0; else the draw training_batch takes: `share` of each batch
+    from the two-shape scenes, the rest from the one-shape ones, shuffled."""
+    if share == 0:
+        return None
+    two = np.flatnonzero([len(scene.shapes) == 2 for scene in scenes])
+    one = np.flatnonzero([len(scene.shapes) == 1 for scene in scenes])
+    if len(two) == 0 or (share < 1 and len(one) == 0):
+        raise UserError(f"flow.two_shape_batch {share} needs scenes of both kinds; the world has {len(one)} with one "
+                        f"shape and {len(two)} with two (two_shape_share).")
+
+    def draw(rng: np.random.Generator, count: int) -> np.ndarray:
+        taken = round(share * count)
+        return rng.permutation(np.concatenate([rng.choice(two, taken), rng.choice(one, count - taken)]))
+
+    return draw
 
 
 def flow_tokenizer(base: Path, tokens: int) -> CLIPTokenizer:
@@ -104,7 +126,9 @@ def train_flow(config: TrainConfig, run_dir: Path, latents: torch.Tensor) -> int
     transformer = flow_transformer(spec, encoder.config.hidden_size, latents.shape[1], latents.shape[-1])
     ema = copy.deepcopy(transformer).requires_grad_(False)
     base_tokens = CLIPTokenizer.from_pretrained(base / "tokenizer").model_max_length
-    teacher = Teacher(base, encoder, tokenizer.pad_token_id, base_tokens) if spec.teacher > 0 else None
+    taught = spec.teacher > 0 and spec.teacher_share > 0
+    teacher = Teacher(base, encoder, tokenizer.pad_token_id, base_tokens) if taught else None
+    draw = scene_draw(scenes, spec.two_shape_batch)
     optimiser = torch.optim.AdamW(transformer.parameters(), lr=spec.lr, weight_decay=0.01)
     step, elapsed, state = 0, 0.0, load_state(stage_dir / "state.pt")
     if state is not None:
@@ -117,7 +141,7 @@ def train_flow(config: TrainConfig, run_dir: Path, latents: torch.Tensor) -> int
     for step in bar:
         for group in optimiser.param_groups:
             group["lr"] = spec.lr * cosine_lr(step, spec.steps, spec.warmup_steps)
-        loss = flow_loss(transformer, encoder, tokenizer, latents, scaling, scenes, config, step, teacher)
+        loss = flow_loss(transformer, encoder, tokenizer, latents, scaling, scenes, config, step, teacher, draw)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(transformer.parameters(), 1.0)

@@ -140,6 +140,8 @@ class FlowConfig:
     sigma_std: float = 1.0  # a positive mean draws more of them near the noise end, where layouts are decided
     zero_init: bool = True  # DiT's adaLN-Zero: the blocks' modulation and the output layer start at zero (flow6)
     teacher: float = 1.0  # the target's share that is the base UNet's velocity (flow_teacher.py; flow8); 0 = the data's
+    teacher_share: float = 1.0  # the share of each batch (its noisiest samples) the teacher answers; the rest: data's
+    two_shape_batch: float = 0.0  # the share of each batch drawn from two-shape scenes; 0 = uniform over all scenes
     batch_size: int = 64
     steps: int = 6000  # flow8 (taught): 0.63 s/step natively, 0.77 AVX2-capped: over the hour (docs/shapes-model.md)
     lr: float = 1e-3  # flow1's 3e-4 learnt colours and places but not outlines in 3000 steps
@@ -246,7 +248,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
     if not 0 <= recipe.lcm.w_min <= recipe.lcm.w_max:
         raise UserError(f"lcm.w_min and lcm.w_max must satisfy 0 <= w_min <= w_max; got {recipe.lcm.w_min} and "
                         f"{recipe.lcm.w_max}.")
-    for key in ("controlnet.caption_empty", "flow.teacher"):
+    for key in ("controlnet.caption_empty", "flow.teacher", "flow.teacher_share", "flow.two_shape_batch"):
         stage, name = key.split(".")
         value = getattr(getattr(recipe, stage), name)
         if not 0 <= value <= 1:

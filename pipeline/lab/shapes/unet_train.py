@@ -75,11 +75,13 @@ def captioned_scene(scenes: list[Scene], index: int, rng: np.random.Generator, s
     return scenes[index]
 
 
-def training_batch(tokenizer: CLIPTokenizer, scenes: list[Scene], spec: UnetConfig, seed: int,
-                   step: int) -> tuple[np.ndarray, torch.Tensor]:
-    """The step's scenes (indices) and their captions' token ids, drawn from (seed, step) only."""
+def training_batch(tokenizer: CLIPTokenizer, scenes: list[Scene], spec: UnetConfig, seed: int, step: int,
+                   draw: Callable[[np.random.Generator, int], np.ndarray] | None = None) -> tuple[np.ndarray,
+                                                                                                torch.Tensor]:
+    """The step's scenes (indices) and their captions' token ids, drawn from (seed, step) only: uniformly, or by
+    `draw(rng, batch_size)`."""
     rng = np.random.default_rng([seed, 3, step])
-    picks = rng.integers(0, len(scenes), size=spec.batch_size)
+    picks = rng.integers(0, len(scenes), size=spec.batch_size) if draw is None else draw(rng, spec.batch_size)
     captions = [
         training_caption(captioned_scene(scenes, i, rng, spec.caption_swap), rng, spec.caption_drop,
                          spec.caption_empty, spec.mislabel) for i in picks
