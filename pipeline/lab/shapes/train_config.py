@@ -140,7 +140,7 @@ class FlowConfig:
     sigma_std: float = 1.0  # a positive mean draws more of them near the noise end, where layouts are decided
     zero_init: bool = True  # DiT's adaLN-Zero: the blocks' modulation and the output layer start at zero (flow6)
     teacher: float = 1.0  # the target's share that is the base UNet's velocity (flow_teacher.py; flow8); 0 = the data's
-    teacher_share: float = 1.0  # the share of each batch (its noisiest samples) the teacher answers; the rest: data's
+    teacher_share: float = 1.0  # the noisiest share of each batch the teacher answers (0.25: flowC, relation lost)
     two_shape_batch: float = 0.0  # the share of each batch drawn from two-shape scenes; 0 = uniform over all scenes
     batch_size: int = 64
     steps: int = 6000  # flow8 (taught): 0.63 s/step natively, 0.77 AVX2-capped: over the hour (docs/shapes-model.md)
