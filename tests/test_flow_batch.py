@@ -1,5 +1,6 @@
 """The flow stage's cheaper taught step and its batch mix (issue 29, item 7): the teacher answers only the noisiest
-`flow.teacher_share` of each batch, and `flow.two_shape_batch` draws that share of a batch from two-shape scenes."""
+`flow.teacher_share` of each batch, or a pool of `flow.teacher_pool` samples once, from which each step draws; and
+`flow.two_shape_batch` draws that share of a batch from two-shape scenes."""
 
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import torch
 
 from pipeline.common.errors import UserError
 from pipeline.lab.shapes.flow_models import projected_encoder
-from pipeline.lab.shapes.flow_train import flow_loss, scene_draw
+from pipeline.lab.shapes.flow_samples import scene_draw, teacher_pool
+from pipeline.lab.shapes.flow_train import flow_loss
 from pipeline.lab.shapes.models import build_text_encoder
 from pipeline.lab.shapes.train_config import load_config
 from pipeline.lab.shapes.vocab import save_tokenizer
@@ -22,7 +24,7 @@ class Recorder:
     """A stand-in transformer and teacher: zero velocities, and the sigmas each was asked at."""
 
     def __init__(self) -> None:
-        self.model_sigmas, self.taught_sigmas = None, None
+        self.model_sigmas, self.taught_sigmas, self.calls = None, None, 0
 
     def __call__(self, hidden_states, timestep, **_):
         self.model_sigmas = timestep / 1000
@@ -30,7 +32,7 @@ class Recorder:
 
     def velocity(self, noisy, sigma, ids):
         assert len(noisy) == len(sigma) == len(ids)
-        self.taught_sigmas = sigma
+        self.taught_sigmas, self.calls = sigma, self.calls + 1
         return torch.zeros_like(noisy), torch.ones(len(sigma), dtype=torch.bool)
 
 
@@ -72,7 +74,26 @@ def test_two_shape_batch_draws_its_share_from_the_two_shape_scenes() -> None:
         scene_draw(only_one, 0.5)
 
 
-def test_the_batch_keys_are_shares() -> None:
+def test_the_pool_is_taught_once_kept_for_a_resumed_run_and_drawn_from(parts, tmp_path) -> None:
+    config, tokenizer, encoder, scenes, latents = parts
+    config.flow.teacher_share, config.flow.teacher_pool = 1.0, 40
+    teacher, path = Recorder(), tmp_path / "pool.safetensors"
+    pool = teacher_pool(teacher, tokenizer, latents, 1.0, scenes, config, None, path)
+    assert teacher.calls == 3 and len(pool["sigma"]) == 40 and not pool["target"].any()  # 3 batches of 16, all taught
+    again = teacher_pool(teacher, tokenizer, latents, 1.0, scenes, config, None, path)
+    assert teacher.calls == 3 and all(torch.equal(pool[key], again[key]) for key in pool)
+    model = Recorder()
+    assert flow_loss(model, encoder, tokenizer, latents, 1.0, scenes, config, 5, pool=pool).item() == 0
+    pooled = set((pool["sigma"] * 1000 / 1000).tolist())  # the model is asked at timestep sigma * 1000
+    assert len(model.model_sigmas) == 16 and set(model.model_sigmas.tolist()) <= pooled
+    config.flow.teacher_pool = 0
+    assert teacher_pool(teacher, tokenizer, latents, 1.0, scenes, config, None, path) is None
+
+
+def test_the_batch_keys_are_checked() -> None:
     for key in ("flow.teacher_share", "flow.two_shape_batch"):
         with pytest.raises(UserError, match=key):
             load_config(TINY, [f"{key}=1.5"])
+    for wrong in (["flow.teacher_pool=-1"], ["flow.teacher_pool=100", "flow.teacher=0"]):
+        with pytest.raises(UserError, match="flow.teacher_pool"):
+            load_config(TINY, wrong)

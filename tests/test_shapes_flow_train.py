@@ -11,7 +11,7 @@ from PIL import Image
 
 from conftest import generators, max_pixel_difference
 from pipeline.lab.shapes.flow_models import encode_flow, flow_transformer, projected_encoder
-from pipeline.lab.shapes.flow_train import training_sigmas
+from pipeline.lab.shapes.flow_samples import training_sigmas
 from pipeline.lab.shapes.models import build_text_encoder
 from pipeline.lab.shapes.train import main
 from pipeline.lab.shapes.train_config import load_config

@@ -10,78 +10,45 @@ token is a row of the joint attention, so 32 tokens instead of 77 make a trainin
 from __future__ import annotations
 
 import copy
-import dataclasses
 import os
 import shutil
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, StableDiffusion3Pipeline
 from tqdm import tqdm
 from transformers import CLIPTextModel, CLIPTokenizer
 
-from pipeline.common.errors import UserError
 from pipeline.models.precision import DTYPES
 from pipeline.lab.shapes.checkpoint import cosine_lr, load_state, save_state, update_summary
 from pipeline.lab.shapes.export import export_scaling, folder_size
 from pipeline.lab.shapes.flow_models import encode_flow, flow_transformer, projected_encoder
+from pipeline.lab.shapes.flow_samples import flow_batch, pool_batch, scene_draw, teacher_pool
 from pipeline.lab.shapes.flow_teacher import Teacher
 from pipeline.lab.shapes.latent_cache import training_scenes_seed
 from pipeline.lab.shapes.train_config import TrainConfig
-from pipeline.lab.shapes.unet_train import training_batch, update_ema
+from pipeline.lab.shapes.unet_train import update_ema
 from pipeline.lab.shapes.world import make_scenes
 
 VAE_WEIGHTS = "diffusion_pytorch_model.safetensors"
 
 
-def training_sigmas(spec, count: int, generator: torch.Generator) -> torch.Tensor:
-    """`count` noise levels in (0, 1), logit-normal: sigmoid of N(spec.sigma_mean, spec.sigma_std)."""
-    return torch.sigmoid(spec.sigma_mean + spec.sigma_std * torch.randn(count, generator=generator))
-
-
 def flow_loss(transformer, encoder, tokenizer: CLIPTokenizer, latents: torch.Tensor, scaling: float, scenes,
-              config: TrainConfig, step: int, teacher: Teacher | None = None, draw=None) -> torch.Tensor:
-    """The step's velocity loss; its batch and noise depend on (seed, step) only (`draw`: scene_draw's). With a
-    teacher, the target of the `flow.teacher_share` noisiest samples is `flow.teacher` parts its velocity and the
-    rest the data's `e - x_0`; the other samples keep the data's."""
+              config: TrainConfig, step: int, teacher: Teacher | None = None, draw=None,
+              pool: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """The step's velocity loss on flow_batch's samples (with a teacher, taught ones), or with a `pool` on a batch
+    drawn from it; either depends on (seed, step) only."""
     spec = config.flow
-    picks, ids = training_batch(tokenizer, scenes, dataclasses.replace(config.unet, batch_size=spec.batch_size),
-                                config.seed + 10, step, draw)
-    clean = latents[torch.from_numpy(picks)] * scaling
-    generator = torch.Generator().manual_seed(config.seed * 1_000_003 + 10 * step)
-    noise = torch.randn(clean.shape, generator=generator)
-    sigma = training_sigmas(spec, len(picks), generator)[:, None, None, None]
+    if pool is None:
+        noisy, sigma, ids, target = flow_batch(tokenizer, latents, scaling, scenes, config, 0, step, draw, teacher)
+    else:
+        noisy, sigma, ids, target = pool_batch(pool, config, step)
     hidden, pooled = encode_flow(encoder, ids, spec.t5_tokens)
-    noisy, target = (1 - sigma) * clean + sigma * noise, noise - clean
-    prediction = transformer(hidden_states=noisy, timestep=sigma.flatten() * 1000,
-                             encoder_hidden_states=hidden, pooled_projections=pooled, return_dict=False)[0]
-    rows = sigma.flatten().argsort(descending=True)[: round(spec.teacher_share * len(picks))]
-    if teacher is not None and len(rows):  # a teacher is built only when flow.teacher and teacher_share are > 0
-        taught, inside = teacher.velocity(noisy[rows], sigma.flatten()[rows], ids[rows])
-        mixed = spec.teacher * taught + (1 - spec.teacher) * target[rows]
-        target = target.index_copy(0, rows, torch.where(inside[:, None, None, None], mixed, target[rows]))
+    prediction = transformer(hidden_states=noisy, timestep=sigma * 1000, encoder_hidden_states=hidden,
+                             pooled_projections=pooled, return_dict=False)[0]
     return F.mse_loss(prediction.float(), target)
-
-
-def scene_draw(scenes, share: float):
-    """None (scenes drawn uniformly) when `share` is 0; else the draw training_batch takes: `share` of each batch
-    from the two-shape scenes, the rest from the one-shape ones, shuffled."""
-    if share == 0:
-        return None
-    two = np.flatnonzero([len(scene.shapes) == 2 for scene in scenes])
-    one = np.flatnonzero([len(scene.shapes) == 1 for scene in scenes])
-    if len(two) == 0 or (share < 1 and len(one) == 0):
-        raise UserError(f"flow.two_shape_batch {share} needs scenes of both kinds; the world has {len(one)} with one "
-                        f"shape and {len(two)} with two (two_shape_share).")
-
-    def draw(rng: np.random.Generator, count: int) -> np.ndarray:
-        taken = round(share * count)
-        return rng.permutation(np.concatenate([rng.choice(two, taken), rng.choice(one, count - taken)]))
-
-    return draw
 
 
 def flow_tokenizer(base: Path, tokens: int) -> CLIPTokenizer:
@@ -129,6 +96,7 @@ def train_flow(config: TrainConfig, run_dir: Path, latents: torch.Tensor) -> int
     taught = spec.teacher > 0 and spec.teacher_share > 0
     teacher = Teacher(base, encoder, tokenizer.pad_token_id, base_tokens) if taught else None
     draw = scene_draw(scenes, spec.two_shape_batch)
+    pool = teacher_pool(teacher, tokenizer, latents, scaling, scenes, config, draw, stage_dir / "pool.safetensors")
     optimiser = torch.optim.AdamW(transformer.parameters(), lr=spec.lr, weight_decay=0.01)
     step, elapsed, state = 0, 0.0, load_state(stage_dir / "state.pt")
     if state is not None:
@@ -141,7 +109,7 @@ def train_flow(config: TrainConfig, run_dir: Path, latents: torch.Tensor) -> int
     for step in bar:
         for group in optimiser.param_groups:
             group["lr"] = spec.lr * cosine_lr(step, spec.steps, spec.warmup_steps)
-        loss = flow_loss(transformer, encoder, tokenizer, latents, scaling, scenes, config, step, teacher, draw)
+        loss = flow_loss(transformer, encoder, tokenizer, latents, scaling, scenes, config, step, teacher, draw, pool)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(transformer.parameters(), 1.0)

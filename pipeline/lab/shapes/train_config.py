@@ -141,6 +141,7 @@ class FlowConfig:
     zero_init: bool = True  # DiT's adaLN-Zero: the blocks' modulation and the output layer start at zero (flow6)
     teacher: float = 1.0  # the target's share that is the base UNet's velocity (flow_teacher.py; flow8); 0 = the data's
     teacher_share: float = 1.0  # the noisiest share of each batch the teacher answers (0.25: flowC, relation lost)
+    teacher_pool: int = 0  # taught samples made once before training, each step's batch drawn from them; 0 = none
     two_shape_batch: float = 0.0  # the share of each batch drawn from two-shape scenes; 0 = uniform over all scenes
     batch_size: int = 64
     steps: int = 6000  # flow8 (taught): 0.63 s/step natively, 0.77 AVX2-capped: over the hour (docs/shapes-model.md)
@@ -253,4 +254,8 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
         value = getattr(getattr(recipe, stage), name)
         if not 0 <= value <= 1:
             raise UserError(f"{key} must be a share from 0 to 1; got {value}.")
+    flow = recipe.flow
+    if flow.teacher_pool < 0 or (flow.teacher_pool and not flow.teacher * flow.teacher_share):
+        raise UserError(f"flow.teacher_pool must be 0 or a count of taught samples, with flow.teacher and "
+                        f"flow.teacher_share above 0; got {flow.teacher_pool}.")
     return recipe
