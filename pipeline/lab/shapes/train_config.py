@@ -141,7 +141,7 @@ class FlowConfig:
     zero_init: bool = True  # DiT's adaLN-Zero: the blocks' modulation and the output layer start at zero (flow6)
     teacher: float = 1.0  # the target's share that is the base UNet's velocity (flow_teacher.py; flow8); 0 = the data's
     teacher_share: float = 1.0  # the noisiest share of each batch the teacher answers (0.25: flowC, relation lost)
-    teacher_pool: int = 0  # taught samples made once before training, each step's batch drawn from them; 0 = none
+    teacher_pool: int = 0  # taught samples made once, each step drawing its batch from them (flowE: 64000); 0 = none
     two_shape_batch: float = 0.0  # the share of each batch drawn from two-shape scenes; 0 = uniform over all scenes
     batch_size: int = 64
     steps: int = 6000  # flow8 (taught): 0.63 s/step natively, 0.77 AVX2-capped: over the hour (docs/shapes-model.md)
