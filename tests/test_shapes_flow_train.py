@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 from diffusers import StableDiffusion3Pipeline
 from PIL import Image
 
@@ -70,14 +71,17 @@ def test_the_stage_trains_from_an_export_resumes_and_runs_as_sd3(tmp_path: Path,
               "flow.zero_init=false"]  # random blocks, so two steps leave a transformer whose parity means something
     main(common + ["until=export"])
     main(common + ["after=xl", "until=flow", "flow.steps=1"])
-    main(common + ["after=xl", "until=flow", "flow.steps=2", "flow.teacher=0.5"])  # resumes from step 1, taught
+    pool = tmp_path / "run" / "flow" / "pool.safetensors"
+    made = pool.stat().st_mtime_ns
+    main(common + ["after=xl", "until=flow", "flow.steps=2"])  # resumes from step 1, reading the pool step 1 made
     assert torch.load(tmp_path / "run" / "flow" / "state.pt", weights_only=False)["step"] == 2
+    assert pool.stat().st_mtime_ns == made and len(load_file(pool)["sigma"]) == 8
     index = json.loads((flow / "model_index.json").read_text())
     assert index["_class_name"] == "StableDiffusion3Pipeline" and index["text_encoder_3"] == [None, None]
     weights = "vae/diffusion_pytorch_model.safetensors"
     assert (flow / weights).is_symlink() and (flow / weights).resolve() == (export / weights).resolve()
     assert (flow / "tokenizer_2").resolve() == (flow / "tokenizer").resolve()
-    assert json.loads((flow / "tokenizer" / "tokenizer_config.json").read_text())["model_max_length"] == 32
+    assert json.loads((flow / "tokenizer" / "tokenizer_config.json").read_text())["model_max_length"] == 20
     assert json.loads((flow / "vae" / "config.json").read_text())["shift_factor"] == 0.0
     monkeypatch.chdir(ROOT)
     settings = [f"model.path={flow}", "steps=3", "num_images=1", f"output_dir={tmp_path / 'out'}", "seed=5",

@@ -134,17 +134,17 @@ class FlowConfig:
     head_dim: int = 24
     patch_size: int = 2  # latent pixels per token side (SD3's 2; 1 = a token per 4x4 image pixels)
     t5_tokens: int = 1  # the empty T5 slot's zero tokens: configs/flow.yaml's max_sequence_length
-    text_tokens: int = 32  # the CLIP window (the exported tokenizer's model_max_length; SD's is 77)
+    text_tokens: int = 20  # the CLIP window (the exported tokenizer's model_max_length; SD's 77; the captions take 18)
     shift: float = 1.0  # the exported FlowMatchEulerDiscreteScheduler's (SD3's 3.0 is for 1024-pixel images)
     sigma_mean: float = 0.0  # training sigmas are sigmoid(N(sigma_mean, sigma_std)): SD3's logit-normal (0, 1);
     sigma_std: float = 1.0  # a positive mean draws more of them near the noise end, where layouts are decided
     zero_init: bool = True  # DiT's adaLN-Zero: the blocks' modulation and the output layer start at zero (flow6)
     teacher: float = 1.0  # the target's share that is the base UNet's velocity (flow_teacher.py; flow8); 0 = the data's
     teacher_share: float = 1.0  # the noisiest share of each batch the teacher answers (0.25: flowC, relation lost)
-    teacher_pool: int = 0  # taught samples made once, each step drawing its batch from them (flowE: 64000); 0 = none
+    teacher_pool: int = 96000  # taught samples made once, each step drawing its batch from them (flowF); 0 = none
     two_shape_batch: float = 0.0  # the share of each batch drawn from two-shape scenes; 0 = uniform over all scenes
     batch_size: int = 64
-    steps: int = 6000  # flow8 (taught): 0.63 s/step natively, 0.77 AVX2-capped: over the hour (docs/shapes-model.md)
+    steps: int = 7500  # flowF: pooled steps, 0.39 s each on either CPU kind (docs/shapes-model.md)
     lr: float = 1e-3  # flow1's 3e-4 learnt colours and places but not outlines in 3000 steps
     warmup_steps: int = 200
     ema_decay: float = 0.999
