@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from diffusers import StableDiffusion3Pipeline
 from PIL import Image
+from safetensors.torch import load_file
 
 from conftest import generators, max_pixel_difference
 from pipeline.lab.shapes.flow_models import encode_flow, flow_transformer, projected_encoder
